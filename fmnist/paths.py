@@ -1,12 +1,22 @@
-"""Where every stage reads and writes, relative to the repository root (dvc.yaml declares the same)."""
+"""Where every stage reads and writes, relative to the repository root (dvc.yaml declares the same).
+
+Train and evaluate write into `results/<model>/`, which DVC caches, so its run-cache can restore a
+model when params come back to values that ran before. Summarize then publishes copies into
+`metrics/` and `plots/`, which git tracks, so `dvc metrics diff` and `dvc plots diff` work across
+commits and pull requests without the cache.
+"""
 
 from pathlib import Path
 
 RAW = Path("data/raw")
 PREPARED = Path("data/prepared")
 STATS = PREPARED / "stats.json"
+RESULTS = Path("results")
+METRICS = Path("metrics")
+PLOTS = Path("plots")
 REPORTS = Path("reports")
-IMAGES = Path("plots/images")
+CURVES = PLOTS / "curves"
+IMAGES = PLOTS / "images"
 
 
 def model(name: str) -> Path:
@@ -19,24 +29,36 @@ def resume(name: str) -> Path:
 
 
 def curves(name: str) -> Path:
-    return Path("plots/curves") / f"{name}.csv"
-
-
-def test_metrics(name: str) -> Path:
-    return Path("metrics") / f"{name}.json"
+    return RESULTS / name / "curves.csv"
 
 
 def timing(name: str) -> Path:
-    return Path("metrics/timing") / f"{name}.json"
+    return RESULTS / name / "timing.json"
+
+
+def test_metrics(name: str) -> Path:
+    return RESULTS / name / "metrics.json"
 
 
 def confusion(name: str) -> Path:
-    return Path("plots/confusion") / f"{name}.csv"
+    return RESULTS / name / "confusion.csv"
 
 
 def confusion_png(name: str) -> Path:
-    return IMAGES / f"{name}_confusion.png"
+    return RESULTS / name / "confusion.png"
 
 
 def predictions_png(name: str) -> Path:
-    return IMAGES / f"{name}_predictions.png"
+    return RESULTS / name / "predictions.png"
+
+
+def published(name: str) -> dict[Path, Path]:
+    """Each of a model's results and the git-tracked path summarize copies it to."""
+    return {
+        test_metrics(name): METRICS / f"{name}.json",
+        timing(name): METRICS / "timing" / f"{name}.json",
+        curves(name): CURVES / f"{name}.csv",
+        confusion(name): PLOTS / "confusion" / f"{name}.csv",
+        confusion_png(name): IMAGES / f"{name}_confusion.png",
+        predictions_png(name): IMAGES / f"{name}_predictions.png",
+    }

@@ -4,13 +4,12 @@ Numbers come from DVC itself (`dvc params diff`, `dvc metrics diff`), so the rep
 DVC says; only the curve pictures are drawn here, because DVC's Vega HTML cannot go in a comment.
 """
 
-import csv
-import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from fmnist import curves, paths
 from fmnist.errors import FmnistError
 
 HEADLINE = ("test_accuracy", "test_macro_f1", "test_loss", "best_val_accuracy", "train_seconds")
@@ -46,16 +45,15 @@ def metric_changes(base: str) -> list[dict]:
     return sorted(rows, key=lambda row: (row["model"], HEADLINE.index(row["metric"])))
 
 
-def curves_at(rev: str | None, directory: str = "plots/curves") -> dict[str, list[dict]]:
+def curves_at(rev: str | None, directory: Path = paths.CURVES) -> dict[str, list[dict]]:
     """Every model's per-epoch curves at a git revision (None = the working tree)."""
     if rev is None:
-        files = {p.stem: p.read_text() for p in sorted(Path(directory).glob("*.csv"))}
+        files = {p.stem: p.read_text() for p in sorted(directory.glob("*.csv"))}
     else:
         listing = subprocess.run(["git", "ls-tree", "--name-only", rev, f"{directory}/"], capture_output=True, text=True)
         names = [line for line in listing.stdout.splitlines() if line.endswith(".csv")]
         files = {Path(name).stem: command("git", "show", f"{rev}:{name}") for name in names}
-    return {name: [{k: float(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text))]
-            for name, text in files.items()}
+    return {name: curves.parse(text) for name, text in files.items()}
 
 
 def number(value) -> str:

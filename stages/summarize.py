@@ -1,16 +1,23 @@
-"""Stage summarize: a leaderboard of all models (JSON, Markdown, a table) and overlaid curve PNGs."""
+"""Stage summarize: publish every model's results for git, then a leaderboard and overlaid curves.
 
-import csv
+Train and evaluate write into the DVC-cached results/, so DVC's run-cache can restore them; this
+stage copies them into the git-tracked metrics/ and plots/ that `dvc metrics` and `dvc plots` read.
+"""
+
 import json
 
 from rich.console import Console
 from rich.table import Table
 
-from fmnist import cli, config, io, leaderboard, paths, plots
+from fmnist import cli, config, curves, io, leaderboard, paths, plots
 
 
 def main() -> None:
     names = list(config.load().models)
+    for name in names:
+        for result, copy in paths.published(name).items():
+            io.write_bytes(copy, result.read_bytes())
+
     rows = leaderboard.rank([
         {"model": name, **read_json(paths.test_metrics(name)), **read_json(paths.timing(name))} for name in names
     ])
@@ -18,7 +25,7 @@ def main() -> None:
     io.write_json(paths.REPORTS / "leaderboard.json", rows)
     io.write_text(paths.REPORTS / "leaderboard.md", leaderboard.markdown(rows))
 
-    histories = {name: read_curves(name) for name in names}
+    histories = {name: curves.read(paths.curves(name)) for name in names}
     plots.curves(histories, ("train_loss", "val_loss"), "loss", paths.IMAGES / "curves_loss.png")
     plots.curves(histories, ("train_accuracy", "val_accuracy"), "accuracy", paths.IMAGES / "curves_accuracy.png")
     show(rows)
@@ -26,11 +33,6 @@ def main() -> None:
 
 def read_json(path) -> dict:
     return json.loads(path.read_text())
-
-
-def read_curves(name: str) -> list[dict]:
-    with open(paths.curves(name), newline="") as f:
-        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(f)]
 
 
 def show(rows: list[dict]) -> None:

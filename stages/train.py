@@ -2,11 +2,10 @@
 
 import argparse
 import json
-from dataclasses import astuple, fields
 
 import torch
 
-from fmnist import checkpoint, cli, config, data, device, engine, io, models, paths
+from fmnist import checkpoint, cli, config, curves, data, device, engine, io, models, paths
 from fmnist.progress import Reporter
 
 
@@ -61,9 +60,7 @@ def write_outputs(cfg: config.ModelConfig, trainer: engine.Trainer, runtime: eng
     best = max(history, key=lambda log: log.val_accuracy)  # the first best, as the trainer kept
     checkpoint.save(paths.model(cfg.name), trainer.best_state, cfg.arch, cfg.options,
                     runtime.mean, runtime.std, best.epoch, best.val_accuracy)
-    columns = [field.name for field in fields(engine.EpochLog)]
-    rows = [[f"{v:.6g}" if isinstance(v, float) else v for v in astuple(log)] for log in history]
-    io.write_csv(paths.curves(cfg.name), columns, rows)
+    curves.write(paths.curves(cfg.name), history)
     # Summed per epoch (validation included), so a resumed run reports its whole training time.
     seconds = sum(log.seconds for log in history)
     io.write_json(paths.timing(cfg.name), {

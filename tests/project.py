@@ -11,7 +11,7 @@ import yaml
 from tests.synthetic import write_raw
 
 ROOT = Path(__file__).resolve().parents[1]
-CODE = ("dvc.yaml", "stages", "fmnist", ".dvcignore")
+CODE = ("dvc.yaml", "stages", "fmnist", ".dvcignore", ".gitignore")
 
 # Small enough for seconds per model on two CPU cores, large enough to learn something.
 SMALL_PARAMS = {

@@ -40,42 +40,41 @@ def test_status_is_clean_and_lock_lists_every_model(repo):
         assert f"train@{name}:" in lock and f"evaluate@{name}:" in lock
 
 
-def set_param(repo, key: str, value) -> None:
+def set_param(repo, dotted_key: str, value) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params[key] = value
+    *parents, key = dotted_key.split(".")
+    section = params
+    for parent in parents:
+        section = section[parent]
+    section[key] = value
     project.write_params(repo, params)
 
 
 def test_rerunning_earlier_params_restores_from_run_cache(repo):
-    """DVC restores a stage whose outputs are all cached (prepare) from its run-cache.
-
-    Stages with a `cache: false` output (train and evaluate, whose metrics and curves git tracks)
-    are outside DVC's run-cache by design, and run again.
-    """
+    """Params that ran before train nothing: DVC's run-cache restores the model and its results."""
     started = time.perf_counter()
-    set_param(repo, "val_size", 150)
-    changed = project.dvc(repo, "repro", "prepare")
+    changed = project.dvc(repo, "exp", "run", "-S", "models.mlp_small.lr=0.005")
     first = time.perf_counter() - started
-    assert ran(changed.stdout) == {"prepare"}
+    assert ran(changed.stdout) == {"train@mlp_small", "evaluate@mlp_small", "summarize"}
 
-    set_param(repo, "val_size", 100)  # the committed value
     started = time.perf_counter()
-    back = project.dvc(repo, "repro", "prepare")
+    back = project.dvc(repo, "exp", "run", "-S", "models.mlp_small.lr=0.001")  # the committed value
     second = time.perf_counter() - started
-    assert ran(back.stdout) == set()
-    assert "Stage 'prepare' is cached - skipping run, checking out outputs" in back.stdout
+    assert ran(back.stdout) == {"summarize"}
+    for stage in ("train@mlp_small", "evaluate@mlp_small"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in back.stdout
     assert second < first
-    assert "up to date" in project.dvc(repo, "status").stdout
+    # The restored results are the committed ones, byte for byte.
+    assert project.run(repo, "git", "status", "--porcelain", "metrics", "plots", "reports").stdout == ""
     reset(repo)
 
 
 def test_interrupted_repro_shows_changed_then_completes(repo):
-    project.run(repo, sys.executable, "-c", "import yaml; p = yaml.safe_load(open('params.yaml'));"
-                "p['models']['cnn']['lr'] = 0.02; yaml.safe_dump(p, open('params.yaml', 'w'), sort_keys=False)")
+    set_param(repo, "models.cnn.lr", 0.02)
     # Its own process group, so the signal reaches DVC and the stage it runs, as Ctrl-C would.
     process = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=project.environment(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    curves = repo / "plots" / "curves" / "cnn.csv"
+    curves = repo / "results" / "cnn" / "curves.csv"
     deadline = time.time() + 120
     while curves.exists() and time.time() < deadline:  # DVC removes the outputs it is about to redo
         time.sleep(0.05)
@@ -84,7 +83,7 @@ def test_interrupted_repro_shows_changed_then_completes(repo):
     process.wait(timeout=120)
     assert process.returncode != 0
     assert "train@cnn" in project.dvc(repo, "status").stdout
-    assert not [p for folder in ("models", "metrics", "plots") for p in (repo / folder).rglob("*.tmp")]
+    assert not [p for folder in ("models", "results", "metrics", "plots") for p in (repo / folder).rglob("*.tmp")]
     assert "train@cnn" in ran(project.dvc(repo, "repro").stdout)
     assert "up to date" in project.dvc(repo, "status").stdout
     reset(repo)
@@ -177,10 +176,32 @@ def test_push_and_fresh_clone_pull_restore_everything(repo, tmp_path):
     project.run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
     assert not (clone / "models" / "cnn.pt").exists()
     project.dvc(clone, "pull", "--run-cache")
-    for path in ("data/raw/train-images-idx3-ubyte", "data/prepared/train.pt", "models/cnn.pt", "models/resnet18.pt"):
+    for path in ("data/raw/train-images-idx3-ubyte", "data/prepared/train.pt", "models/cnn.pt", "models/resnet18.pt",
+                 "results/cnn/metrics.json", "results/resnet18/curves.csv"):
         assert (clone / path).is_file(), path
     assert "up to date" in project.dvc(clone, "status").stdout
     assert ran(project.dvc(clone, "repro").stdout) == set()
+
+
+def test_fresh_clone_restores_a_teammates_run_from_the_remote_run_cache(repo, tmp_path):
+    """What the pull-request workflow relies on: params someone ran and pushed are not trained again."""
+    remote = str(tmp_path / "team-remote")
+    reset(repo)
+    project.dvc(repo, "remote", "add", "--local", "team", remote)
+    project.dvc(repo, "exp", "run", "-S", "models.logreg.lr=0.02")
+    project.dvc(repo, "push", "-r", "team", "--run-cache")
+    reset(repo)
+    project.dvc(repo, "push", "-r", "team")  # the committed outputs too, as CI on main would push them
+    project.dvc(repo, "remote", "remove", "--local", "team")
+
+    clone = tmp_path / "clone"
+    project.run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    project.dvc(clone, "remote", "add", "--local", "-d", "team", remote)
+    set_param(clone, "models.logreg.lr", 0.02)
+    result = project.dvc(clone, "repro", "--pull")
+    assert ran(result.stdout) == {"summarize"}
+    assert "Stage 'train@logreg' is cached - skipping run, checking out outputs" in result.stdout
+    assert "up to date" in project.dvc(clone, "status").stdout
 
 
 def reset(repo):

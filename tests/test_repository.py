@@ -12,8 +12,10 @@ MODELS = list(config.load(ROOT / "params.yaml").models)
 
 
 def test_overlay_plots_list_every_model():
-    for plot in PIPELINE["plots"]:
-        (definition,) = plot.values()
+    overlays = [definition for plot in PIPELINE["plots"] if isinstance(plot, dict)
+                for definition in plot.values() if "y" in definition and isinstance(definition["y"], dict)]
+    assert len(overlays) == 2
+    for definition in overlays:
         assert {Path(path).stem for path in definition["y"]} == set(MODELS)
 
 
@@ -28,8 +30,20 @@ def test_stage_outputs_are_where_the_code_writes():
     assert outputs("train") == {str(paths.model(key)), str(paths.curves(key)), str(paths.timing(key))}
     assert outputs("evaluate") == {str(paths.test_metrics(key)), str(paths.confusion(key)),
                                    str(paths.confusion_png(key)), str(paths.predictions_png(key))}
+    published = paths.published(key)
+    assert {str(result) for result in published} == (outputs("train") - {str(paths.model(key))}) | outputs("evaluate")
+    assert {next(iter(out)) for out in PIPELINE["stages"]["summarize"]["outs"]} == {
+        str(paths.METRICS), str(paths.PLOTS), str(paths.REPORTS)}
+    assert all(copy.parts[0] in ("metrics", "plots") for copy in published.values())
     assert PIPELINE["stages"]["prepare"]["outs"] == [str(paths.PREPARED)]
     assert PIPELINE["stages"]["download"]["outs"] == [str(paths.RAW)]
+
+
+def test_train_and_evaluate_outputs_are_all_cached():
+    """DVC's run-cache skips any stage with a `cache: false` output; these must stay restorable."""
+    for stage in ("train", "evaluate"):
+        declared = PIPELINE["stages"][stage]["do"]
+        assert "plots" not in declared and all(isinstance(out, str) for out in declared["outs"])
 
 
 def test_each_stage_runs_its_own_script():

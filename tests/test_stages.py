@@ -55,8 +55,9 @@ def test_pipeline_runs_without_dvc_and_reruns_identically(repo):
         project.stage(repo, "train", name)
         project.stage(repo, "evaluate", name)
     project.stage(repo, "summarize")
-    outputs = {p: digest(repo / p) for p in ["models/lin.pt", "models/conv.pt", "metrics/lin.json",
-                                             "metrics/conv.json", "plots/confusion/conv.csv"]}
+    outputs = {p: digest(repo / p) for p in ["models/lin.pt", "models/conv.pt", "results/lin/metrics.json",
+                                             "results/conv/metrics.json", "results/conv/confusion.csv"]}
+    assert digest(repo / "metrics" / "conv.json") == outputs["results/conv/metrics.json"]  # published as is
     metrics = json.loads((repo / "metrics" / "conv.json").read_text())
     assert metrics["params_hash"] and metrics["torch_version"] == torch.__version__ and metrics["device"]
     assert json.loads((repo / "metrics" / "lin.json").read_text())["test_accuracy"] > 0.5
@@ -206,7 +207,7 @@ def test_cuda_runs_repeat_their_metrics(repo):
     for _ in range(2):
         project.stage(repo, "train", "conv")
         project.stage(repo, "evaluate", "conv")
-        metrics = json.loads((repo / "metrics" / "conv.json").read_text())
+        metrics = json.loads((repo / "results" / "conv" / "metrics.json").read_text())
         results.append((metrics["test_accuracy"], metrics["test_loss"]))
         assert "deterministic kernels" in metrics["determinism"]
     assert results[0] == results[1]

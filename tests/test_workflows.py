@@ -35,4 +35,5 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
 
 def test_report_workflow_updates_one_comment_from_the_project_command():
     text = (ROOT / ".github" / "workflows" / "pr-report.yml").read_text()
-    assert "python -m stages.report" in text and "cml comment update" in text and "--run-cache" in text
+    assert "python -m stages.report" in text and "cml comment update" in text
+    assert "dvc repro --pull" in text and "dvc push --run-cache" in text
