@@ -55,7 +55,7 @@ def test_rerunning_earlier_params_restores_from_run_cache(repo):
     started = time.perf_counter()
     changed = project.dvc(repo, "exp", "run", "-S", "models.mlp_small.lr=0.005")
     first = time.perf_counter() - started
-    assert ran(changed.stdout) == {"train@mlp_small", "evaluate@mlp_small", "summarize"}
+    assert ran(changed.stdout) == {"train@mlp_small", "evaluate@mlp_small", "summarize"}  # that model alone
 
     started = time.perf_counter()
     back = project.dvc(repo, "exp", "run", "-S", "models.mlp_small.lr=0.001")  # the committed value
@@ -99,12 +99,6 @@ def test_experiment_with_new_batch_size_retrains_but_keeps_data(repo):
     experiments = [exp for commit in shown for exp in (commit.get("experiments") or [])]
     names = [exp.get("name") for exp in experiments]
     assert "bs128" in names
-    reset(repo)
-
-
-def test_changing_one_model_reruns_only_that_model(repo):
-    result = project.dvc(repo, "exp", "run", "-n", "mlp-lr", "-S", "models.mlp.lr=0.001")
-    assert ran(result.stdout) == {"train@mlp", "evaluate@mlp", "summarize"}
     reset(repo)
 
 
