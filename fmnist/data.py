@@ -1,5 +1,6 @@
 """Tensor splits: stratified splitting, saving, loading onto the device, batching and augmentation."""
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,47 +92,60 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator | None, de
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
-def augment(x: torch.Tensor, settings: Augment, generator: torch.Generator) -> torch.Tensor:
-    """Random crop with padding, horizontal flip and random erasing, batched, on x's device."""
+def random_draws(settings: Augment) -> int:
+    """How many uniform random numbers `augment` uses per image."""
+    return 2 * bool(settings.crop) + bool(settings.flip) + 5 * bool(settings.erase)
+
+
+def epoch_randoms(steps: int, batch: int, settings: Augment, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Every random number an epoch's augmentation uses: steps x draws x batch, copied to the device once.
+
+    Drawn on the CPU, so a seed gives the same augmentation whatever the device, and in one call, so
+    a GPU waits for no copy inside the training step.
+    """
+    return torch.rand(steps, random_draws(settings), batch, generator=generator).to(device)
+
+
+def augment(x: torch.Tensor, settings: Augment, randoms: torch.Tensor) -> torch.Tensor:
+    """Random crop with padding, horizontal flip and random erasing, batched, on x's device.
+
+    `randoms` holds `random_draws(settings)` rows of at least len(x) uniform numbers each.
+    """
+    rows = iter(randoms[:, : len(x)])
     if settings.crop:
-        x = random_crop(x, settings.crop, generator)
+        x = random_crop(x, settings.crop, next(rows), next(rows))
     if settings.flip:
-        flip = _rand(len(x), generator, x.device) < 0.5
+        flip = next(rows) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     if settings.erase:
-        x = random_erase(x, settings.erase, generator)
+        x = random_erase(x, settings.erase, *(next(rows) for _ in range(5)))
     return x
 
 
-def _rand(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    # Drawn on the CPU so a seed gives the same augmentation whatever the device.
-    return torch.rand(n, generator=generator).to(device)
-
-
-def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+def random_crop(x: torch.Tensor, pad: int, u_y: torch.Tensor, u_x: torch.Tensor) -> torch.Tensor:
+    """Shift each image by up to `pad` pixels each way (uniforms u_y, u_x pick the shift), filling with black."""
     n, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    dy = (_rand(n, generator, x.device) * (2 * pad + 1)).long()
-    dx = (_rand(n, generator, x.device) * (2 * pad + 1)).long()
+    dy = (u_y * (2 * pad + 1)).long()
+    dx = (u_x * (2 * pad + 1)).long()
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     return padded[batch, 0:1, rows, cols].reshape(n, 1, h, w)
 
 
-def random_erase(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+def random_erase(x: torch.Tensor, p: float, u_area, u_aspect, u_y, u_x, u_apply) -> torch.Tensor:
     """Zero one rectangle of 2-33% of the area (aspect 0.3-3.3) in a fraction p of the images."""
     n, _, h, w = x.shape
-    area = (0.02 + 0.31 * _rand(n, generator, x.device)) * h * w
-    aspect = torch.exp(torch.log(torch.tensor(0.3)) * (1 - 2 * _rand(n, generator, x.device)))
+    area = (0.02 + 0.31 * u_area) * h * w
+    aspect = torch.exp(math.log(0.3) * (1 - 2 * u_aspect))
     eh = (area * aspect).sqrt().clamp(1, h).floor()
     ew = (area / aspect).sqrt().clamp(1, w).floor()
-    y0 = (_rand(n, generator, x.device) * (h - eh + 1)).floor()
-    x0 = (_rand(n, generator, x.device) * (w - ew + 1)).floor()
-    apply = _rand(n, generator, x.device) < p
+    y0 = (u_y * (h - eh + 1)).floor()
+    x0 = (u_x * (w - ew + 1)).floor()
     ys = torch.arange(h, device=x.device)[None, :, None]
     xs = torch.arange(w, device=x.device)[None, None, :]
     inside = (ys >= y0[:, None, None]) & (ys < (y0 + eh)[:, None, None])
     inside = inside & (xs >= x0[:, None, None]) & (xs < (x0 + ew)[:, None, None])
-    mask = (inside & apply[:, None, None])[:, None]
+    mask = (inside & (u_apply < p)[:, None, None])[:, None]
     return x.masked_fill(mask, 0.0)

@@ -1,5 +1,6 @@
 """Training and evaluation loops: device, precision, schedule, progress. No file I/O here."""
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -7,15 +8,15 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fmnist.config import ModelConfig
-from fmnist.data import Split, augment, batch_indices, to_float
+from fmnist.data import Split, augment, batch_indices, epoch_randoms, to_float
 from fmnist.device import autocast, resolve_device, resolve_precision
 from fmnist.models import CONVOLUTIONAL
 from fmnist.progress import Reporter
 
 PROGRESS_EVERY = 10  # batches between progress updates; each one syncs with the device
+RECALIBRATION_IMAGES = 4096  # training images whose statistics batch norm takes before each evaluation
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,55 @@ def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float
     return loss, accuracy
 
 
+@torch.no_grad()
+def recalibrate_batch_norm(model: nn.Module, images: torch.Tensor, runtime: Runtime, batch_size: int) -> None:
+    """Set batch norm's running statistics to the exact mean and variance of `images` under the current weights.
+
+    Running averages lag behind the weights: after a few steps they are still near their initial
+    values, so a short run would score at chance. Exact statistics make every evaluation honest.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training = model.training
+    model.eval()  # dropout stays off; only the norms collect statistics
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches below
+        m.train()
+    for start in range(0, len(images), batch_size):
+        with autocast(runtime.device, runtime.dtype):
+            model(normalize(to_float(images[start : start + batch_size]), runtime))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
+
+
+class EMA:
+    """An exponential moving average of a model's weights and buffers, updated without a host sync."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.module = copy.deepcopy(model)
+        self.decay = decay
+        self.module.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        averaged, current = self.module.state_dict().values(), model.state_dict().values()
+        floats = [(a, c) for a, c in zip(averaged, current) if a.is_floating_point()]
+        torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], 1 - self.decay)
+        for a, c in zip(averaged, current):
+            if not a.is_floating_point():
+                a.copy_(c)
+
+    def state_dict(self) -> dict:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.module.load_state_dict(state)
+
+
 def lr_factor(step: int, total: int, warmup: int, shape: str) -> float:
     """Linear warm-up, then constant, cosine, or linear ("onecycle") decay to zero."""
     if step < warmup:
@@ -116,7 +166,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_factor(step, total, warmup, cfg.scheduler)
         )
-        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
+        self.ema = EMA(self.model, cfg.ema) if cfg.ema else None
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (it is then a no-op).
         self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.dtype == torch.float16)
@@ -135,6 +185,7 @@ class Trainer:
         for epoch in range(len(self.history) + 1, self.cfg.epochs + 1):
             started = time.perf_counter()
             train_loss, train_accuracy = self.train_epoch(train, epoch, reporter)
+            self.recalibrate_batch_norm(train)
             # No flip test-time augmentation here: it would double the cost of every epoch's check.
             logits = predict(self.eval_model, val.images, self.runtime, self.cfg.eval_batch_size, tta_flip=False)
             val_loss, val_accuracy = loss_and_accuracy(logits, val.labels)
@@ -147,17 +198,22 @@ class Trainer:
             reporter.end_epoch(asdict(log))
             on_epoch(self)
 
+    def recalibrate_batch_norm(self, train: Split) -> None:
+        images = train.images[:RECALIBRATION_IMAGES]
+        recalibrate_batch_norm(self.eval_model, images, self.runtime, self.cfg.eval_batch_size)
+
     def train_epoch(self, train: Split, epoch: int, reporter: Reporter) -> tuple[float, float]:
         self.model.train()
         # Dropping the last partial batch keeps batch norm away from tiny batches.
         batches = batch_indices(len(train), self.cfg.batch_size, self.shuffle_rng, self.runtime.device)
         batches = batches[: self.steps_per_epoch]
+        randoms = epoch_randoms(len(batches), self.cfg.batch_size, self.cfg.augment, self.augment_rng, self.runtime.device)
         reporter.start_epoch(epoch, len(batches))
         loss_sum = torch.zeros((), device=self.runtime.device)
         correct = torch.zeros((), device=self.runtime.device, dtype=torch.long)
         seen = 0
         for i, index in enumerate(batches, 1):
-            x = augment(to_float(train.images[index]), self.cfg.augment, self.augment_rng)
+            x = augment(to_float(train.images[index]), self.cfg.augment, randoms[i - 1])
             y = train.labels[index]
             with autocast(self.runtime.device, self.runtime.dtype):
                 logits = self.forward(normalize(x, self.runtime))
@@ -168,11 +224,11 @@ class Trainer:
             self.scaler.update()
             self.scheduler.step()
             if self.ema:
-                self.ema.update_parameters(self.model)
+                self.ema.update(self.model)
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
-            if i % PROGRESS_EVERY == 0 or i == len(batches):
+            if reporter.live and (i % PROGRESS_EVERY == 0 or i == len(batches)):
                 reporter.batches_done(i, seen, loss.item())
         return loss_sum.item() / seen, correct.item() / seen
 
@@ -186,7 +242,8 @@ class Trainer:
             "shuffle_rng": self.shuffle_rng.get_state(),
             "augment_rng": self.augment_rng.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.runtime.device.type == "cuda" else [],
+            # The training device's generator alone: a resume may see fewer GPUs, or none.
+            "cuda_rng": torch.cuda.get_rng_state(self.runtime.device) if self.runtime.device.type == "cuda" else None,
             "history": [asdict(log) for log in self.history],
             "best_state": self.best_state,
             "best_accuracy": self.best_accuracy,
@@ -202,8 +259,8 @@ class Trainer:
         self.shuffle_rng.set_state(state["shuffle_rng"])
         self.augment_rng.set_state(state["augment_rng"])
         torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"]:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if state["cuda_rng"] is not None and self.runtime.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.runtime.device)
         self.history = [EpochLog(**log) for log in state["history"]]
         self.best_state = state["best_state"]
         self.best_accuracy = state["best_accuracy"]

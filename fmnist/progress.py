@@ -22,6 +22,11 @@ class Reporter:
             self.epoch_task = self.bars.add_task(f"{title} epochs", total=epochs, status="")
             self.batch_task = self.bars.add_task("batches", total=1, status="")
 
+    @property
+    def live(self) -> bool:
+        """Whether batch progress is shown; reading the running loss costs a device sync."""
+        return self.bars is not None
+
     def __enter__(self) -> "Reporter":
         if self.bars:
             self.bars.start()

@@ -1,0 +1,127 @@
+"""Verify a GPU machine in one command: `make gpu-check` (needs torch, not dvc).
+
+1. the CUDA tests;
+2. the whole default pipeline as plain Python stages on the GPU, twice, in two scratch copies of
+   this repository, and whether the two runs gave the same weights and metrics;
+3. the README's full-resolution ResNet-18 recipe.
+Then one table: per-stage wall time, training images/s, peak GPU memory and test accuracy.
+"""
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = ("dvc.yaml", "params.yaml", "stages", "fmnist")
+# The README's full-resolution recipe (section GPU), as params.yaml overrides of resnet18.
+RESNET_FULL = {"downsample": 1, "epochs": 12, "batch_size": 512, "lr": 0.2, "augment": {"crop": 2, "flip": True, "erase": 0.25}}
+
+
+def stage_commands(repo: Path) -> list[tuple[str, list[str]]]:
+    """dvc.yaml's stages in file order, `foreach` expanded over params.yaml's models, as argv lists."""
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    models = yaml.safe_load((repo / "params.yaml").read_text())["models"]
+    commands = []
+    for name, stage in stages.items():
+        if "foreach" in stage:
+            commands += [(f"{name}@{key}", stage["do"]["cmd"].replace("${key}", key).split()) for key in models]
+        else:
+            commands.append((name, stage["cmd"].split()))
+    return commands
+
+
+def scratch_copy(raw: Path, params: dict | None = None) -> Path:
+    repo = Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    for name in CODE:
+        source = ROOT / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, repo / name)
+    if params is not None:
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if raw.is_dir():  # skip the download when this checkout already has the data
+        shutil.copytree(raw, repo / "data" / "raw")
+    return repo
+
+
+def run_pipeline(repo: Path, only: set[str] | None = None) -> dict[str, float]:
+    """Each stage as `python -m ...`; its wall seconds. Stops on the first failure."""
+    seconds = {}
+    for name, argv in stage_commands(repo):
+        if only and name.partition("@")[2] not in only and "@" in name:
+            continue
+        if name == "download" and (repo / "data" / "raw").is_dir():
+            continue
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, *argv[1:]], cwd=repo)
+        if result.returncode:
+            raise SystemExit(f"gpu-check: stage {name} failed ({result.returncode}) in {repo}")
+        seconds[name] = time.perf_counter() - started
+    return seconds
+
+
+def fingerprint(repo: Path) -> dict[str, str]:
+    """Weights and quality metrics: what two runs of the same params must agree on."""
+    files = sorted((repo / "models").glob("*.pt")) + sorted((repo / "results").glob("*/metrics.json"))
+    return {f.relative_to(repo).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+def model_rows(repo: Path, seconds: dict[str, float]) -> list[list[str]]:
+    rows = []
+    for model_dir in sorted((repo / "results").iterdir()):
+        name = model_dir.name
+        timing = json.loads((model_dir / "timing.json").read_text())
+        metrics = json.loads((model_dir / "metrics.json").read_text())
+        rows.append([name, f"{seconds.get(f'train@{name}', 0):.1f}", f"{seconds.get(f'evaluate@{name}', 0):.1f}",
+                     f"{timing['train_images_per_second']:,.0f}", f"{timing.get('peak_memory_mb', 0):,.0f}",
+                     f"{metrics['test_accuracy']:.4f}"])
+    return rows
+
+
+def main() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("gpu-check: no CUDA GPU is visible here (torch.cuda.is_available() is False)")
+    print(f"gpu-check on {torch.cuda.get_device_name(0)}, torch {torch.__version__}", flush=True)
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "tests"], cwd=ROOT)
+    raw = ROOT / "data" / "raw"
+    runs = []
+    for attempt in (1, 2):
+        repo = scratch_copy(raw)
+        started = time.perf_counter()
+        seconds = run_pipeline(repo)
+        runs.append((repo, seconds, time.perf_counter() - started))
+    matched = fingerprint(runs[0][0]) == fingerprint(runs[1][0])
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["models"] = {"resnet18": {**params["models"]["resnet18"], **RESNET_FULL}}
+    full = scratch_copy(raw, params)
+    full_seconds = run_pipeline(full, only={"resnet18"})
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"GPU check: {torch.cuda.get_device_name(0)}")
+    for column in ("model", "train s", "evaluate s", "train img/s", "peak GPU MiB", "test acc"):
+        table.add_column(column, justify="right")
+    for row in model_rows(runs[0][0], runs[0][1]):
+        table.add_row(*row)
+    for row in model_rows(full, full_seconds):
+        table.add_row(row[0] + " (full resolution)", *row[1:])
+    console = Console(width=120)
+    console.print(table)
+    console.print(f"default pipeline: {runs[0][2]:.0f} s and {runs[1][2]:.0f} s; the two runs "
+                  + ("matched (weights and metrics identical)" if matched else "DIFFERED"))
+    console.print(f"CUDA tests: {'passed' if tests.returncode == 0 else 'FAILED'}")
+    if tests.returncode or not matched:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
