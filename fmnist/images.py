@@ -74,8 +74,10 @@ def read(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise ImageError(f"{path}: not an image Pillow can read (PNG, JPEG, BMP, GIF or WebP)") from None
     except Image.DecompressionBombError as error:
         raise ImageError(f"{path}: too large ({error})") from None
-    except OSError as error:  # truncated or damaged data; also permissions and directories
-        raise ImageError(f"{path}: cannot read ({error.strerror or error})") from None
+    except OSError as error:
+        if error.errno is not None:  # from the file system: permissions, a directory, ...
+            raise ImageError(f"{path}: cannot read ({error.strerror})") from None
+        raise ImageError(f"{path}: damaged or truncated image ({error})") from None
     except (SyntaxError, ValueError) as error:  # what Pillow raises for some broken headers
         raise ImageError(f"{path}: damaged image ({error})") from None
     return _grey(image), _alpha(image)

@@ -12,6 +12,7 @@ from fmnist import checkpoint, config, data, device, engine, images, paths
 from fmnist.errors import FmnistError
 
 LEADERBOARD = paths.REPORTS / "leaderboard.json"
+MODELS = paths.model("name").parent
 MODEL_NAME = re.compile(r"[A-Za-z0-9_-]+")  # what params.yaml allows, so a name is never a path
 
 
@@ -66,11 +67,13 @@ def load(name: str) -> Classifier:
 
 
 def missing_model(name: str, path: Path, listed: bool) -> str:
+    trained = sorted(p.stem for p in MODELS.glob("*.pt") if MODEL_NAME.fullmatch(p.stem))
+    others = f"; or pick a trained one with --model ({', '.join(trained)})" if trained else ""
     if listed:
-        return f"{path}: model '{name}' is not trained yet; train it with: dvc repro train@{name} (or fetch it: dvc pull)"
+        return f"{path}: model '{name}' is not trained yet; train it with: dvc repro train@{name} (or fetch it: dvc pull){others}"
     known = ", ".join(config.load().models)
     return (f"{path}: unknown model '{name}' (params.yaml has: {known}); "
-            f"train one with: dvc repro train@NAME (or fetch trained ones: dvc pull)")
+            f"train one with: dvc repro train@NAME (or fetch trained ones: dvc pull){others}")
 
 
 def probabilities(classifier: Classifier, batch: torch.Tensor) -> torch.Tensor:
