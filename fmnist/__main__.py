@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from fmnist import cli
+from fmnist.errors import FmnistError
 
 GRID_LIMIT = 64  # pictures drawn by --grid; more would make an unreadably large PNG
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
 def predict_command(args: argparse.Namespace) -> None:
     from fmnist import images, predict
 
-    classifier = predict.load(args.model or predict.best_model())
+    classifier = predict.load(args.model)
     loaded = []  # per file, in order: (path, (image, conversion)) or (path, the error)
     for path in args.paths:
         try:
@@ -53,11 +54,18 @@ def predict_command(args: argparse.Namespace) -> None:
     show(results, classifier.name, args)
     drawn = [result for _, result in results if not isinstance(result, Exception)]
     if args.grid and drawn:
-        from fmnist import plots
-
-        plots.input_grid(drawn[:GRID_LIMIT], len(drawn), classifier.name, args.grid)
+        draw_grid(drawn, classifier.name, args.grid)
     if len(drawn) < len(results):
         sys.exit(2)
+
+
+def draw_grid(predictions: list, model: str, path: Path) -> None:
+    from fmnist import plots
+
+    try:
+        plots.input_grid(predictions[:GRID_LIMIT], len(predictions), model, path)
+    except OSError as error:
+        raise FmnistError(f"{path}: cannot write the grid ({error.strerror or error})") from None
 
 
 def read(file: Path):

@@ -51,12 +51,15 @@ def configured(name: str) -> config.ModelConfig | None:
     return config.load().models.get(name)
 
 
-def load(name: str) -> Classifier:
-    """The trained model with the device, precision, normalisation and flip averaging evaluate uses."""
+def load(name: str | None) -> Classifier:
+    """The trained model (None: the leaderboard's best) with the device, precision,
+    normalisation and flip averaging evaluate uses."""
+    default = name is None
+    name = best_model() if default else name
     cfg = configured(name) if MODEL_NAME.fullmatch(name) else None
     path = paths.model(name)
     if not MODEL_NAME.fullmatch(name) or not path.is_file():
-        raise ModelError(missing_model(name, path, cfg is not None))
+        raise ModelError(missing_model(name, path, cfg is not None, default))
     model, saved = checkpoint.load(path)
     if cfg is None:  # a model params.yaml does not list: the defaults (lr is required, and unused here)
         cfg = config.parse({"models": {name: {"arch": saved["arch"], "lr": 1.0}}}).models[name]
@@ -66,11 +69,12 @@ def load(name: str) -> Classifier:
     return Classifier(name, runtime.place(model), runtime, cfg.eval_batch_size, cfg.tta_flip)
 
 
-def missing_model(name: str, path: Path, listed: bool) -> str:
+def missing_model(name: str, path: Path, listed: bool, default: bool) -> str:
     trained = sorted(p.stem for p in MODELS.glob("*.pt") if MODEL_NAME.fullmatch(p.stem))
     others = f"; or pick a trained one with --model ({', '.join(trained)})" if trained else ""
+    which = f"the default model '{name}' (best on {LEADERBOARD})" if default else f"model '{name}'"
     if listed:
-        return f"{path}: model '{name}' is not trained yet; train it with: dvc repro train@{name} (or fetch it: dvc pull){others}"
+        return f"{path}: {which} is not trained yet; train it with: dvc repro train@{name} (or fetch it: dvc pull){others}"
     known = ", ".join(config.load().models)
     return (f"{path}: unknown model '{name}' (params.yaml has: {known}); "
             f"train one with: dvc repro train@NAME (or fetch trained ones: dvc pull){others}")
@@ -111,13 +115,14 @@ def as_json(prediction: Prediction, model: str) -> dict:
 def table(predictions: list[Prediction], model: str, top: int):
     """A rich table: each file, its most likely classes (one a line) and what the conversion did."""
     from rich.table import Table
+    from rich.text import Text
 
     grid = Table(title=f"{model} predictions")
     grid.add_column("file", overflow="fold")
     grid.add_column(f"top {top}" if top > 1 else "class", no_wrap=True)
     grid.add_column("conversion")
     for prediction in predictions:
-        guesses = [f"{name} {p:.1%}" for name, p in prediction.top]
-        guesses[0] = f"[bold]{guesses[0]}[/bold]"
-        grid.add_row(str(prediction.file), "\n".join(guesses), prediction.conversion.describe())
+        guesses = Text("\n").join(Text(f"{name} {p:.1%}", style="bold" if rank == 0 else "")
+                                  for rank, (name, p) in enumerate(prediction.top))
+        grid.add_row(Text(str(prediction.file)), guesses, prediction.conversion.describe())  # Text: no markup
     return grid
