@@ -60,10 +60,10 @@ def predict_command(args: argparse.Namespace) -> None:
 
 
 def draw_grid(predictions: list, model: str, path: Path) -> None:
-    from fmnist import plots
+    from fmnist import predict
 
     try:
-        plots.input_grid(predictions[:GRID_LIMIT], len(predictions), model, path)
+        predict.draw_grid(predictions[:GRID_LIMIT], len(predictions), model, path)
     except OSError as error:
         raise FmnistError(f"{path}: cannot write the grid ({error.strerror or error})") from None
 

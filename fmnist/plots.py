@@ -1,4 +1,4 @@
-"""Matplotlib pictures people can look at: confusion matrix, prediction grids, training curves."""
+"""Matplotlib pictures people can look at: confusion matrix, prediction grid, training curves."""
 
 from pathlib import Path
 
@@ -48,28 +48,6 @@ def prediction_grid(images: torch.Tensor, actual: torch.Tensor, predicted: torch
     figure.tight_layout()
     io.save_figure(path, figure)
     plt.close(figure)
-
-
-def input_grid(predictions: list, total: int, model: str, path: Path, columns: int = 8) -> None:
-    """Users' pictures as the model saw them (light on black, 28 x 28), each with its top class."""
-    columns = min(columns, len(predictions))
-    rows = (len(predictions) + columns - 1) // columns
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.5, rows * 1.9), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, prediction in zip(axes.flat, predictions):
-        ax.imshow(prediction.image.numpy(), cmap="gray", vmin=0, vmax=255)
-        name, chance = prediction.top[0]
-        ax.set_title(f"{_short(prediction.file.name)}\n{name} {chance:.0%}", fontsize=7)
-    shown = f", first {len(predictions)} of {total}" if total > len(predictions) else ""
-    figure.suptitle(f"{model}: the pictures as the model saw them{shown}")
-    figure.tight_layout()
-    io.save_figure(path, figure)
-    plt.close(figure)
-
-
-def _short(name: str, width: int = 18) -> str:
-    return name if len(name) <= width else name[: width - 3] + "..."
 
 
 def draw_curves(ax, histories: dict[str, list[dict]], keys: tuple[str, ...], ylabel: str) -> None:

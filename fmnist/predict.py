@@ -126,3 +126,32 @@ def table(predictions: list[Prediction], model: str, top: int):
                                   for rank, (name, p) in enumerate(prediction.top))
         grid.add_row(Text(str(prediction.file)), guesses, prediction.conversion.describe())  # Text: no markup
     return grid
+
+
+def draw_grid(predictions: list[Prediction], total: int, model: str, path: Path, columns: int = 8) -> None:
+    """The pictures as the model saw them (light on black, 28 x 28), each with its top class.
+
+    Here rather than in plots.py: evaluate and summarize depend on plots.py in dvc.yaml, and a
+    change there would rerun them.
+    """
+    from fmnist import io
+    from fmnist.plots import plt  # pyplot on the Agg backend, with the project's fixed settings
+
+    columns = min(columns, len(predictions))
+    rows = (len(predictions) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.5, rows * 1.9), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, prediction in zip(axes.flat, predictions):
+        ax.imshow(prediction.image.numpy(), cmap="gray", vmin=0, vmax=255)
+        name, chance = prediction.top[0]
+        ax.set_title(f"{short(prediction.file.name)}\n{name} {chance:.0%}", fontsize=7)
+    shown = f", first {len(predictions)} of {total}" if total > len(predictions) else ""
+    figure.suptitle(f"{model}: the pictures as the model saw them{shown}")
+    figure.tight_layout()
+    io.save_figure(path, figure)
+    plt.close(figure)
+
+
+def short(name: str, width: int = 18) -> str:
+    return name if len(name) <= width else name[: width - 3] + "..."
