@@ -1,0 +1,153 @@
+"""Pictures of clothing into Fashion-MNIST's form: 28 x 28 greyscale, a light garment centred on black.
+
+Fashion-MNIST was made from Zalando's product photos (dark garments on a light background) by
+trimming the border, fitting the longest side to 28 pixels, centring, and inverting. `convert`
+does the same to a user's picture, so a trained model sees what it was trained on.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fmnist.errors import FmnistError
+
+SIDE = 28
+# Fashion-MNIST trimmed edges closer than 5% of the intensity range to the corner colour.
+TRIM_DISTANCE = round(0.05 * 255)
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+class ImageError(FmnistError):
+    """A file that cannot be classified: missing, unreadable, not an image, or blank."""
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What `convert` did to one picture, for the user to check."""
+
+    size: tuple[int, int]  # width x height as read, after EXIF rotation
+    inverted: bool  # the background was light, so the picture was negated
+    background: int  # the border's grey level before inversion
+    trimmed: tuple[int, int] | None  # width x height after trimming; None = passed through as is
+
+    def describe(self) -> str:
+        size = f"{self.size[0]}x{self.size[1]}"
+        if self.trimmed is None:
+            return f"as is ({size} on black)"
+        inverted = "inverted" if self.inverted else "not inverted"
+        return f"{inverted}; {size}, trimmed {self.trimmed[0]}x{self.trimmed[1]}"
+
+
+def load(path: Path) -> tuple[torch.Tensor, Conversion]:
+    """One file as the model will see it: uint8 28 x 28, and what was done to get there."""
+    grey, alpha = read(path)
+    try:
+        return convert(fill_transparent(grey, alpha))
+    except ImageError as error:
+        raise ImageError(f"{path}: {error}") from None
+
+
+def image_files(path: Path) -> list[Path]:
+    """A directory's pictures (by extension, sorted); any other path as given."""
+    if not path.is_dir():
+        return [path]
+    found = sorted(p for p in path.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
+    if not found:
+        raise ImageError(f"{path}: no images in this directory (looked for {', '.join(EXTENSIONS)})")
+    return found
+
+
+def read(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A picture as greyscale uint8 H x W, EXIF orientation applied, plus its alpha (or None)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError  # Pillow comes with torchvision
+
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_file() and path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file")
+    try:
+        with Image.open(path) as image:
+            image.load()  # decodes the first frame of a GIF or animated WebP
+            image = ImageOps.exif_transpose(image)
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image Pillow can read (PNG, JPEG, BMP, GIF or WebP)") from None
+    except Image.DecompressionBombError as error:
+        raise ImageError(f"{path}: too large ({error})") from None
+    except OSError as error:
+        if error.errno is not None:  # from the file system: permissions, a directory, ...
+            raise ImageError(f"{path}: cannot read ({error.strerror})") from None
+        raise ImageError(f"{path}: damaged or truncated image ({error})") from None
+    except (SyntaxError, ValueError) as error:  # what Pillow raises for some broken headers
+        raise ImageError(f"{path}: damaged image ({error})") from None
+    return _grey(image), _alpha(image)
+
+
+def _grey(image) -> torch.Tensor:
+    import numpy as np
+
+    if image.mode.startswith("I;16"):  # 16-bit greyscale: scale, as convert("L") would clip
+        return torch.from_numpy((np.asarray(image, dtype=np.float64) / 257).round().astype(np.uint8))
+    return torch.from_numpy(np.asarray(image.convert("L"), dtype=np.uint8).copy())
+
+
+def _alpha(image) -> torch.Tensor | None:
+    import numpy as np
+
+    if image.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in image.info:
+        return None
+    return torch.from_numpy(np.asarray(image.convert("RGBA"), dtype=np.uint8)[..., 3].copy())
+
+
+def border(grey: torch.Tensor) -> torch.Tensor:
+    """The outermost ring of pixels."""
+    return torch.cat([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+
+
+def fill_transparent(grey: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+    """Transparent pixels become background: the opaque border's grey, or white (a cut-out photo)."""
+    if alpha is None:
+        return grey
+    opaque = border(alpha) >= 128
+    background = border(grey)[opaque].median().item() if opaque.any() else 255
+    weight = alpha.float() / 255
+    return (grey.float() * weight + background * (1 - weight)).round().to(torch.uint8)
+
+
+def convert(grey: torch.Tensor) -> tuple[torch.Tensor, Conversion]:
+    """Greyscale H x W uint8 into Fashion-MNIST's 28 x 28 form and a record of what was done."""
+    height, width = grey.shape
+    background = int(border(grey).median().item())
+    inverted = background > 127
+    if (height, width) == (SIDE, SIDE) and not inverted:
+        return grey, Conversion((width, height), False, background, None)  # already Fashion-MNIST's form
+    x, level = (255 - grey.float(), 255 - background) if inverted else (grey.float(), background)
+    # A grey background becomes black, as Fashion-MNIST's is.
+    x = trim(((x - level) * 255 / (255 - level)).clamp(0, 255))
+    record = Conversion((width, height), inverted, background, (x.shape[1], x.shape[0]))
+    return fit(x), record
+
+
+def trim(x: torch.Tensor) -> torch.Tensor:
+    """Cut the border whose pixels are all within the trim distance of the (now black) background."""
+    rows = (x > TRIM_DISTANCE).any(1).nonzero().flatten()
+    columns = (x > TRIM_DISTANCE).any(0).nonzero().flatten()
+    if not len(rows):
+        raise ImageError("blank: no pixel differs from the background colour")
+    return x[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+
+
+def fit(x: torch.Tensor) -> torch.Tensor:
+    """Centre on a black square as wide as the longest side, then resize that square to 28 x 28.
+
+    Centring before resizing keeps the aspect ratio exact and the centring precise to a fraction
+    of an output pixel. Shrinking averages the pixels each output pixel covers (no aliasing).
+    """
+    height, width = x.shape
+    side = max(height, width)
+    square = torch.zeros(side, side)
+    top, left = (side - height) // 2, (side - width) // 2
+    square[top : top + height, left : left + width] = x
+    mode = "area" if side > SIDE else "bilinear"
+    resized = torch.nn.functional.interpolate(square[None, None], size=(SIDE, SIDE), mode=mode)
+    return resized[0, 0].round().clamp(0, 255).to(torch.uint8)

@@ -1,0 +1,157 @@
+"""Classify a user's own pictures with a trained model, run exactly as the evaluate stage runs it."""
+
+import json
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fmnist import checkpoint, config, data, device, engine, images, paths
+from fmnist.errors import FmnistError
+
+LEADERBOARD = paths.REPORTS / "leaderboard.json"
+MODELS = paths.model("name").parent
+MODEL_NAME = re.compile(r"[A-Za-z0-9_-]+")  # what params.yaml allows, so a name is never a path
+
+
+class ModelError(FmnistError):
+    """No usable model: unknown, not trained yet, or no leaderboard to pick the default from."""
+
+
+@dataclass(frozen=True)
+class Classifier:
+    name: str
+    model: nn.Module
+    runtime: engine.Runtime
+    batch_size: int
+    tta_flip: bool
+
+
+@dataclass(frozen=True)
+class Prediction:
+    file: Path
+    image: torch.Tensor  # uint8 28 x 28, as the model saw it
+    conversion: images.Conversion
+    top: list[tuple[str, float]]  # (class, probability), most likely first
+
+
+def best_model(leaderboard: Path = LEADERBOARD) -> str:
+    """The committed leaderboard's first row: the best test accuracy."""
+    try:
+        return json.loads(leaderboard.read_text())[0]["model"]
+    except (OSError, ValueError, LookupError, TypeError):
+        raise ModelError(f"{leaderboard}: no leaderboard to pick the best model from; "
+                         "name one with --model NAME (or run: dvc repro)") from None
+
+
+def configured(name: str) -> config.ModelConfig | None:
+    """The model's settings in params.yaml, or None for a model params.yaml does not list."""
+    return config.load().models.get(name)
+
+
+def load(name: str | None) -> Classifier:
+    """The trained model (None: the leaderboard's best) with the device, precision,
+    normalisation and flip averaging evaluate uses."""
+    default = name is None
+    name = best_model() if default else name
+    cfg = configured(name) if MODEL_NAME.fullmatch(name) else None
+    path = paths.model(name)
+    if not MODEL_NAME.fullmatch(name) or not path.is_file():
+        raise ModelError(missing_model(name, path, cfg is not None, default))
+    model, saved = checkpoint.load(path)
+    if cfg is None:  # a model params.yaml does not list: the defaults (lr is required, and unused here)
+        cfg = config.parse({"models": {name: {"arch": saved["arch"], "lr": 1.0}}}).models[name]
+    norm = saved["normalization"]
+    runtime = engine.Runtime.create(replace(cfg, device="auto"), norm["mean"], norm["std"])
+    device.make_deterministic(cfg.seed)
+    return Classifier(name, runtime.place(model), runtime, cfg.eval_batch_size, cfg.tta_flip)
+
+
+def missing_model(name: str, path: Path, listed: bool, default: bool) -> str:
+    trained = sorted(p.stem for p in MODELS.glob("*.pt") if MODEL_NAME.fullmatch(p.stem))
+    others = f"; or pick a trained one with --model ({', '.join(trained)})" if trained else ""
+    which = f"the default model '{name}' (best on {LEADERBOARD})" if default else f"model '{name}'"
+    if listed:
+        return f"{path}: {which} is not trained yet; train it with: dvc repro train@{name} (or fetch it: dvc pull){others}"
+    known = ", ".join(config.load().models)
+    return (f"{path}: unknown model '{name}' (params.yaml has: {known}); "
+            f"train one with: dvc repro train@NAME (or fetch trained ones: dvc pull){others}")
+
+
+def probabilities(classifier: Classifier, batch: torch.Tensor) -> torch.Tensor:
+    """Class probabilities for uint8 N x 1 x 28 x 28 images, on the CPU."""
+    logits = engine.predict(classifier.model, batch.to(classifier.runtime.device), classifier.runtime,
+                            classifier.batch_size, classifier.tta_flip)
+    return logits.softmax(1).cpu()
+
+
+def classify(classifier: Classifier, converted: list[tuple[Path, torch.Tensor, images.Conversion]],
+             top: int) -> list[Prediction]:
+    if not converted:
+        return []
+    batch = torch.stack([image for _, image, _ in converted]).unsqueeze(1)
+    chances, classes = probabilities(classifier, batch).topk(top, dim=1)
+    return [
+        Prediction(file, image, conversion,
+                   [(data.CLASSES[c], p) for c, p in zip(row_classes.tolist(), row_chances.tolist())])
+        for (file, image, conversion), row_classes, row_chances in zip(converted, classes, chances)
+    ]
+
+
+def as_json(prediction: Prediction, model: str) -> dict:
+    conversion = prediction.conversion
+    return {
+        "file": str(prediction.file),
+        "model": model,
+        "top": [{"class": name, "probability": round(p, 6)} for name, p in prediction.top],
+        "inverted": conversion.inverted,
+        "size": list(conversion.size),
+        "trimmed": list(conversion.trimmed) if conversion.trimmed else None,
+    }
+
+
+def table(predictions: list[Prediction], model: str, top: int):
+    """A rich table: each file, its most likely classes (one a line) and what the conversion did."""
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table(title=f"{model} predictions")
+    grid.add_column("file", overflow="fold")
+    grid.add_column(f"top {top}" if top > 1 else "class", no_wrap=True)
+    grid.add_column("conversion")
+    for prediction in predictions:
+        guesses = Text("\n").join(Text(f"{name} {p:.1%}", style="bold" if rank == 0 else "")
+                                  for rank, (name, p) in enumerate(prediction.top))
+        grid.add_row(Text(str(prediction.file)), guesses, prediction.conversion.describe())  # Text: no markup
+    return grid
+
+
+def draw_grid(predictions: list[Prediction], total: int, model: str, path: Path, columns: int = 8) -> None:
+    """The pictures as the model saw them (light on black, 28 x 28), each with its top class.
+
+    Here rather than in plots.py: evaluate and summarize depend on plots.py in dvc.yaml, and a
+    change there would rerun them.
+    """
+    from fmnist import io
+    from fmnist.plots import plt  # pyplot on the Agg backend, with the project's fixed settings
+
+    columns = min(columns, len(predictions))
+    rows = (len(predictions) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.5, rows * 1.9), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, prediction in zip(axes.flat, predictions):
+        ax.imshow(prediction.image.numpy(), cmap="gray", vmin=0, vmax=255)
+        name, chance = prediction.top[0]
+        ax.set_title(f"{short(prediction.file.name)}\n{name} {chance:.0%}", fontsize=7)
+    shown = f", first {len(predictions)} of {total}" if total > len(predictions) else ""
+    figure.suptitle(f"{model}: the pictures as the model saw them{shown}")
+    figure.tight_layout()
+    io.save_figure(path, figure)
+    plt.close(figure)
+
+
+def short(name: str, width: int = 18) -> str:
+    return name if len(name) <= width else name[: width - 3] + "..."

@@ -1,0 +1,172 @@
+"""`python -m fmnist predict` on pictures as users have them, with a model trained here in seconds."""
+
+import json
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from fmnist import checkpoint, config, data, device, engine, idx, images, models, sources
+from fmnist.progress import Silent
+from tests import project, synthetic
+
+REAL = (sources.DEBIAN_DIR / idx.TEST_IMAGES.gz_name).is_file()
+PARAMS = {
+    "device": "auto",
+    "models": {"tiny": {"arch": "mlp", "hidden": [128, 64], "optimizer": "adam", "lr": 0.002,
+                        "epochs": 3, "augment": {"flip": True}, "tta_flip": True}},
+}
+
+
+def real_or_synthetic() -> tuple[data.Split, data.Split]:
+    """Real Fashion-MNIST (Debian's package, as CI installs it), else the synthetic stand-in."""
+    if not REAL:
+        return data.Split(*synthetic.images_and_labels(3000, seed=1)), data.Split(*synthetic.images_and_labels(1000, seed=2))
+    read = lambda file: idx.read(sources.DEBIAN_DIR / file.gz_name)  # noqa: E731
+    train = data.Split(read(idx.TRAIN_IMAGES), read(idx.TRAIN_LABELS).long())
+    test = data.Split(read(idx.TEST_IMAGES), read(idx.TEST_LABELS).long())
+    return train.take(data.stratified_indices(train.labels, 10000, 0)[0]), test
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A project directory holding one trained model, its params and a leaderboard naming it best."""
+    path = tmp_path_factory.mktemp("repo")
+    train, test = real_or_synthetic()
+    train, test = (data.Split(s.images.reshape(-1, 1, 28, 28), s.labels.long()) for s in (train, test))
+    cfg = config.parse(PARAMS).models["tiny"]
+    pixels = train.images.double() / 255
+    runtime = engine.Runtime.create(cfg, pixels.mean().item(), pixels.std().item())
+    device.make_deterministic(cfg.seed)
+    trainer = engine.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, len(train))
+    trainer.fit(train.to(runtime.device), test.take(torch.arange(1000)).to(runtime.device), Silent())
+    checkpoint.save(path / "models" / "tiny.pt", trainer.best_state, cfg.arch, cfg.options,
+                    runtime.mean, runtime.std, 1, trainer.best_accuracy)
+    (path / "params.yaml").write_text(yaml.safe_dump(PARAMS | {"models": PARAMS["models"] | {
+        "untrained": {"arch": "logreg", "lr": 0.01}}}))
+    (path / "reports").mkdir()
+    (path / "reports" / "leaderboard.json").write_text(json.dumps([{"model": "tiny"}, {"model": "untrained"}]))
+    return SimpleNamespace(path=path, test=test)
+
+
+def predict(repo, *args, check=True):
+    env = project.environment() | {"PYTHONPATH": str(project.ROOT)}
+    result = subprocess.run([sys.executable, "-m", "fmnist", "predict", *map(str, args)], cwd=repo.path, env=env,
+                            capture_output=True, text=True)
+    assert "Traceback" not in result.stderr, result.stderr
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def json_lines(result) -> dict[str, dict]:
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    return {os.path.basename(row["file"]): row for row in rows}
+
+
+def evaluate_probabilities(repo, images_: torch.Tensor) -> torch.Tensor:
+    """What stages/evaluate.py computes for these images, as probabilities."""
+    cfg = config.load(repo.path / "params.yaml").models["tiny"]
+    model, saved = checkpoint.load(repo.path / "models" / "tiny.pt")
+    runtime = engine.Runtime.create(cfg, saved["normalization"]["mean"], saved["normalization"]["std"])
+    device.make_deterministic(cfg.seed)
+    model = runtime.place(model)
+    logits = engine.predict(model, images_.to(runtime.device), runtime, cfg.eval_batch_size, cfg.tta_flip)
+    return logits.softmax(1).cpu()
+
+
+def shop_picture(image: torch.Tensor) -> Image.Image:
+    """A test image as a shop shows it: dark on white, 112 x 112 (bilinear), RGB."""
+    return Image.fromarray((255 - image.reshape(28, 28)).numpy()).resize((112, 112), Image.BILINEAR).convert("RGB")
+
+
+@pytest.mark.skipif(not REAL, reason="needs Debian's dataset-fashion-mnist (real pictures to convert)")
+def test_round_trip_through_shop_style_files_keeps_accuracy(repo, tmp_path):
+    test = repo.test.take(data.stratified_indices(repo.test.labels, 500, seed=0)[0])
+    for i, image in enumerate(test.images):
+        picture = shop_picture(image)
+        if i % 2:
+            picture.save(tmp_path / f"{i:03d}.jpg", quality=90)
+        else:
+            picture.save(tmp_path / f"{i:03d}.png")
+    rows = json_lines(predict(repo, "--json", tmp_path))
+    assert len(rows) == 500 and all(row["inverted"] for row in rows.values())
+    predicted = torch.tensor([data.CLASSES.index(rows[name]["top"][0]["class"]) for name in sorted(rows)])
+    through_files = (predicted == test.labels).float().mean().item()
+    originals = (evaluate_probabilities(repo, test.images).argmax(1) == test.labels).float().mean().item()
+    print(f"accuracy on 500 originals {originals:.3f}, through shop-style files {through_files:.3f}")
+    assert originals > 0.75  # the model has learned something, so the comparison means something
+    assert abs(through_files - originals) <= 0.015
+
+
+def test_28x28_light_on_black_passes_through_and_is_predicted_as_evaluate_does(repo, tmp_path):
+    test = repo.test.take(torch.arange(40))
+    for i, image in enumerate(test.images):
+        Image.fromarray(image.reshape(28, 28).numpy()).save(tmp_path / f"{i:02d}.png")
+        seen, conversion = images.load(tmp_path / f"{i:02d}.png")
+        assert torch.equal(seen, image.reshape(28, 28)) and conversion.trimmed is None and not conversion.inverted
+    rows = json_lines(predict(repo, "--json", "--top", "10", tmp_path))
+    expected = evaluate_probabilities(repo, test.images)
+    for i, want in enumerate(expected):
+        got = {entry["class"]: entry["probability"] for entry in rows[f"{i:02d}.png"]["top"]}
+        assert rows[f"{i:02d}.png"]["top"][0]["class"] == data.CLASSES[want.argmax()]
+        assert torch.allclose(torch.tensor([got[name] for name in data.CLASSES]), want, atol=2e-6)
+
+
+def assert_error_lines(result, expected: dict[str, str]):
+    """One `error: PATH: why` line per bad file, each naming its file and reason."""
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == len(expected), result.stderr
+    for line, (path, why) in zip(lines, expected.items()):
+        assert line.startswith(f"error: {path}: ") and why in line, line
+
+
+def test_bad_files_get_one_line_each_and_the_good_ones_are_still_predicted(repo, tmp_path):
+    shop_picture(repo.test.images[0]).save(tmp_path / "good.png")
+    whole = (tmp_path / "good.png").read_bytes()
+    (tmp_path / "truncated.png").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "notes.txt").write_text("a shopping list, not a picture\n")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "no-pictures").mkdir()
+    (tmp_path / "no-pictures" / "readme.txt").write_text("nothing here\n")
+    shop_picture(repo.test.images[1]).save(tmp_path / "also-good.jpg")
+    names = ["good.png", "truncated.png", "notes.txt", "empty.png", "no-pictures", "missing.png", "also-good.jpg"]
+    expected = {tmp_path / "truncated.png": "truncated", tmp_path / "notes.txt": "not an image",
+                tmp_path / "empty.png": "empty file", tmp_path / "no-pictures": "no images",
+                tmp_path / "missing.png": "no such file"}
+
+    result = predict(repo, *(tmp_path / name for name in names), check=False)
+    assert_error_lines(result, expected)
+    assert "good.png" in result.stdout and "also-good.jpg" in result.stdout and "truncated" not in result.stdout
+
+    result = predict(repo, "--json", *(tmp_path / name for name in names), check=False)
+    assert_error_lines(result, expected)
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [os.path.basename(row["file"]) for row in rows] == names  # one object per file, in order
+    assert [("top" in row, "error" in row) for row in rows] == [(True, False)] + [(False, True)] * 5 + [(True, False)]
+
+
+@pytest.mark.parametrize("model, fix", [
+    ("nosuch", "unknown model 'nosuch'"),
+    ("untrained", "not trained yet; train it with: dvc repro train@untrained (or fetch it: dvc pull)"),
+])
+def test_unknown_or_untrained_model_is_one_line_with_the_fix(repo, tmp_path, model, fix):
+    shop_picture(repo.test.images[0]).save(tmp_path / "good.png")
+    result = predict(repo, "--model", model, tmp_path / "good.png", check=False)
+    assert_error_lines(result, {f"models/{model}.pt": fix})
+    assert "dvc repro train@" in result.stderr and "dvc pull" in result.stderr and "tiny" in result.stderr
+    assert result.stdout == ""
+
+
+def test_default_model_is_the_leaderboards_best_and_grid_is_drawn(repo, tmp_path):
+    shop_picture(repo.test.images[0]).save(tmp_path / "shirt.webp")
+    result = predict(repo, "--grid", tmp_path / "grid.png", tmp_path / "shirt.webp")
+    assert "tiny predictions" in result.stdout and "inverted; 112x112" in result.stdout
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.format == "PNG" and grid.width > 100
