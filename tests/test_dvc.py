@@ -128,18 +128,13 @@ def test_editing_a_library_module_reruns_exactly_the_stages_that_import_it(repo,
 
 def test_rerunning_earlier_params_restores_from_run_cache(repo):
     """Params that ran before train nothing: DVC's run-cache restores the model and its results."""
-    started = time.perf_counter()
     changed = project.dvc(repo, "exp", "run", "-S", "models.mlp_small.lr=0.005")
-    first = time.perf_counter() - started
     assert ran(changed.stdout) == {"configure@mlp_small", "train@mlp_small", "evaluate@mlp_small", "summarize"}
 
-    started = time.perf_counter()
     back = project.dvc(repo, "exp", "run", "-S", "models.mlp_small.lr=0.001")  # the committed value
-    second = time.perf_counter() - started
     assert ran(back.stdout) == {"summarize"}
     for stage in ("configure@mlp_small", "train@mlp_small", "evaluate@mlp_small"):
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in back.stdout
-    assert second < first
     # The restored results are the committed ones, byte for byte.
     assert project.run(repo, "git", "status", "--porcelain", "metrics", "plots", "reports").stdout == ""
 
