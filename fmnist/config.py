@@ -224,10 +224,13 @@ def load(path: str | Path = "params.yaml") -> Params:
 
 def load_model(name: str, path: str | Path = "params.yaml") -> ModelConfig:
     """One model's settings; the whole file is still validated."""
-    models = load(path).models
-    if name not in models:
-        raise ConfigError(f"params.yaml: models.{name}: no such model (have: {', '.join(models)})")
-    return models[name]
+    return pick(load(path), name)
+
+
+def pick(params: Params, name: str) -> ModelConfig:
+    if name not in params.models:
+        raise ConfigError(f"params.yaml: models.{name}: no such model (have: {', '.join(params.models)})")
+    return params.models[name]
 
 
 def parse(raw: Any) -> Params:

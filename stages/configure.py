@@ -15,9 +15,10 @@ from fmnist import cli, config, io, paths
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*", help="model names under models: in params.yaml (default: all)")
+    names = parser.parse_args().models
     params = config.load()
-    for name in parser.parse_args().models or params.models:
-        cfg = config.load_model(name)
+    for name in names or params.models:
+        cfg = config.pick(params, name)
         io.write_json(paths.train_config(name), config.training_settings(cfg))
         io.write_json(paths.evaluate_config(name), config.evaluation_settings(cfg))
         print(f"configure {name}: {paths.train_config(name)}, {paths.evaluate_config(name)}")

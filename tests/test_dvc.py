@@ -141,14 +141,14 @@ def test_rerunning_earlier_params_restores_from_run_cache(repo):
 
 def test_interrupted_repro_shows_changed_then_completes(repo):
     set_param(repo, "models.cnn.lr", 0.02)
+    set_param(repo, "models.cnn.epochs", 6)
     # Its own process group, so the signal reaches DVC and the stage it runs, as Ctrl-C would.
     process = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=project.environment(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    model = repo / "models" / "cnn.pt"
-    deadline = time.time() + 120
-    while model.exists() and time.time() < deadline:  # DVC removes the outputs it is about to redo
-        time.sleep(0.05)
-    time.sleep(1.0)  # mid-training
+    resume = repo / "models" / ".cnn.resume.pt"
+    deadline = time.time() + 300
+    while not resume.exists() and process.poll() is None and time.time() < deadline:  # after epoch 1 of 6
+        time.sleep(0.02)
     os.killpg(process.pid, signal.SIGINT)
     process.wait(timeout=120)
     assert process.returncode != 0
@@ -257,8 +257,10 @@ def test_push_and_fresh_clone_pull_restore_everything(repo, tmp_path):
 def test_registered_model_is_fetched_with_dvc_artifacts_get(repo, tmp_path):
     commit_shared_remote(repo, tmp_path / "remote", "artifacts-test")
     project.dvc(repo, "push")
+    # A version in the model registry is a git tag in GTO's format (what Studio writes on "Register").
+    project.run(repo, "git", "tag", "-a", "mlp-small@v1.0.0", "-m", "Registering artifact mlp-small version v1.0.0")
     fetched = tmp_path / "fetched.pt"
-    project.dvc(tmp_path, "artifacts", "get", str(repo), "mlp-small", "--rev", "artifacts-test", "-o", str(fetched))
+    project.dvc(tmp_path, "artifacts", "get", str(repo), "mlp-small", "--rev", "v1.0.0", "-o", str(fetched))
     assert fetched.read_bytes() == (repo / "models" / "mlp_small.pt").read_bytes()
     saved = torch.load(fetched, weights_only=True)
     assert saved["arch"] == "mlp" and saved["state_dict"]
@@ -266,7 +268,7 @@ def test_registered_model_is_fetched_with_dvc_artifacts_get(repo, tmp_path):
 
 def test_experiment_pushed_to_origin_is_applied_in_a_second_clone_without_retraining(repo, tmp_path):
     origin, storage, clone = tmp_path / "origin.git", tmp_path / "storage", tmp_path / "clone"
-    project.run(tmp_path, "git", "init", "-q", "--bare", str(origin))
+    project.run(tmp_path, "git", "init", "-q", "--bare", "-b", "main", str(origin))
     project.run(repo, "git", "remote", "add", "origin", str(origin))
     project.run(repo, "git", "push", "-q", "origin", "main")
     project.dvc(repo, "remote", "add", "--local", "-d", "storage", str(storage))
