@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -139,17 +140,43 @@ def test_rerunning_earlier_params_restores_from_run_cache(repo):
     assert project.run(repo, "git", "status", "--porcelain", "metrics", "plots", "reports").stdout == ""
 
 
+def training_process(parent: int) -> int | None:
+    """The pid of the `stages.train` process DVC started under `parent`, if it runs yet."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        if b"stages.train" in command and descends_from(ppid, parent):
+            return int(stat.parent.name)
+    return None
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
+
+
 def test_interrupted_repro_shows_changed_then_completes(repo):
     set_param(repo, "models.cnn.lr", 0.02)
     set_param(repo, "models.cnn.epochs", 6)
-    # Its own process group, so the signal reaches DVC and the stage it runs, as Ctrl-C would.
     process = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=project.environment(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     resume = repo / "models" / ".cnn.resume.pt"
     deadline = time.time() + 300
     while not resume.exists() and process.poll() is None and time.time() < deadline:  # after epoch 1 of 6
         time.sleep(0.02)
-    os.killpg(process.pid, signal.SIGINT)
+    # Ctrl-C as it reaches the stage: DVC runs the command apart and ignores SIGINT itself meanwhile.
+    pid = training_process(process.pid)
+    assert pid, "train@cnn was not running mid-training"
+    os.kill(pid, signal.SIGINT)
     process.wait(timeout=120)
     assert process.returncode != 0
     assert "train@cnn" in project.dvc(repo, "status").stdout
