@@ -4,7 +4,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +58,43 @@ class ModelConfig:
     tta_flip: bool
     compile: bool
     augment: Augment
+    # The globals set under this model's own key; only for naming keys in messages, never hashed.
+    overridden: frozenset[str] = field(default=frozenset(), compare=False)
+
+    def key(self, name: str) -> str:
+        """Where `name` was written in params.yaml: under this model, or as the global."""
+        return f"models.{self.name}.{name}" if name in self.overridden else name
+
+    def settings(self) -> dict[str, Any]:
+        settings = asdict(self)
+        del settings["overridden"]
+        return settings
 
     def params_hash(self) -> str:
-        """A short hash of these settings, recorded in metrics so differences can be explained."""
-        canonical = json.dumps(asdict(self), sort_keys=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        """A short hash of these settings, recorded in provenance so differences can be explained."""
+        return fingerprint(self.settings())
+
+
+# What evaluation reads; everything else only changes a result through the trained weights.
+EVALUATION_KEYS = ("name", "arch", "seed", "device", "precision", "eval_batch_size", "tta_flip")
+# What training never reads: its per-epoch validation runs without test-time augmentation.
+EVALUATION_ONLY = ("tta_flip",)
+
+
+def fingerprint(settings: dict[str, Any]) -> str:
+    canonical = json.dumps(settings, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def training_settings(cfg: ModelConfig) -> dict[str, Any]:
+    """Everything that can change the trained weights: train@<model> depends on exactly this."""
+    return {key: value for key, value in cfg.settings().items() if key not in EVALUATION_ONLY}
+
+
+def evaluation_settings(cfg: ModelConfig) -> dict[str, Any]:
+    """What evaluate@<model> reads besides the weights, and the hash its provenance records."""
+    settings = cfg.settings()
+    return {**{key: settings[key] for key in EVALUATION_KEYS}, "params_hash": cfg.params_hash()}
 
 
 @dataclass(frozen=True)
@@ -192,10 +224,13 @@ def load(path: str | Path = "params.yaml") -> Params:
 
 def load_model(name: str, path: str | Path = "params.yaml") -> ModelConfig:
     """One model's settings; the whole file is still validated."""
-    models = load(path).models
-    if name not in models:
-        raise ConfigError(f"params.yaml: models.{name}: no such model (have: {', '.join(models)})")
-    return models[name]
+    return pick(load(path), name)
+
+
+def pick(params: Params, name: str) -> ModelConfig:
+    if name not in params.models:
+        raise ConfigError(f"params.yaml: models.{name}: no such model (have: {', '.join(params.models)})")
+    return params.models[name]
 
 
 def parse(raw: Any) -> Params:
@@ -236,6 +271,7 @@ def parse_model(name: str, entry: Any, defaults: dict[str, Any]) -> ModelConfig:
         augment=s.take("augment", parse_augment, Augment(0, False, 0.0)),
     )
     s.finish()
+    config = replace(config, overridden=frozenset(GLOBALS) & set(entry))
     if config.warmup_epochs > config.epochs:
         raise _fail(s.key("warmup_epochs"), config.warmup_epochs, f"must not exceed epochs ({config.epochs})")
     return config
@@ -256,3 +292,29 @@ def check_size(key: str, value: int, available: int) -> None:
     """Refuse a size parameter larger than the data it draws from."""
     if value > available:
         raise _fail(key, value, f"must not exceed the {available} images available")
+
+
+def check_resolved(path: Path, settings: dict[str, Any], name: str) -> None:
+    """Run only on the settings DVC hashed: configure's file must match params.yaml as it is now."""
+    try:
+        written = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        written = None
+    if written != json.loads(json.dumps(settings)):
+        raise ConfigError(f"{path}: missing or out of date with params.yaml (run: python -m stages.configure {name})")
+
+
+def check_machine(cfg: ModelConfig) -> None:
+    """Refuse a device or precision this machine lacks, naming the key where params.yaml sets it."""
+    import torch  # here, not at the top: the configure stage validates params without paying for torch
+
+    cuda = torch.cuda.is_available()
+    if cfg.device.startswith("cuda"):
+        if not cuda:
+            raise _fail(cfg.key("device"), cfg.device, "CUDA is not available here (use auto or cpu)")
+        index = int(cfg.device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise _fail(cfg.key("device"), cfg.device, f"only {torch.cuda.device_count()} CUDA device(s) here")
+    on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not cuda)
+    if cfg.precision == "fp16" and on_cpu:
+        raise _fail(cfg.key("precision"), cfg.precision, "fp16 needs CUDA (use auto, fp32 or bf16 on CPU)")

@@ -7,21 +7,11 @@ from pathlib import Path
 
 import torch
 
-from fmnist.errors import ConfigError
 
-
-def resolve_device(spec: str, key: str = "device") -> torch.device:
-    """auto = the first CUDA GPU when one is present, else the CPU."""
+def resolve_device(spec: str) -> torch.device:
+    """auto = the first CUDA GPU when one is present, else the CPU (config.check_machine vetted spec)."""
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"params.yaml: {key} = {spec}: CUDA is not available here (use auto or cpu)")
-        index = int(spec.partition(":")[2] or 0)
-        if index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"params.yaml: {key} = {spec}: only {torch.cuda.device_count()} CUDA device(s) here"
-            )
     return torch.device(spec)
 
 
@@ -34,14 +24,12 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(spec: str, device: torch.device, key: str = "precision") -> torch.dtype:
+def resolve_precision(spec: str, device: torch.device) -> torch.dtype:
     """auto = bf16 on CUDA GPUs and CPUs that support it natively, fp32 elsewhere."""
     if spec == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
-    if spec == "fp16" and device.type == "cpu":
-        raise ConfigError(f"params.yaml: {key} = fp16: fp16 needs CUDA (use auto, fp32 or bf16 on CPU)")
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[spec]
 
 

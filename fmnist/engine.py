@@ -31,9 +31,8 @@ class Runtime:
 
     @classmethod
     def create(cls, cfg: ModelConfig, mean: float, std: float) -> "Runtime":
-        key = f"models.{cfg.name}"
-        device = resolve_device(cfg.device, f"{key}.device")
-        dtype = resolve_precision(cfg.precision, device, f"{key}.precision")
+        device = resolve_device(cfg.device)
+        dtype = resolve_precision(cfg.precision, device)
         return cls(device, dtype, mean, std, channels_last=cfg.arch in CONVOLUTIONAL)
 
     def place(self, model: nn.Module) -> nn.Module:

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
 
 
 @contextmanager
@@ -67,6 +66,8 @@ def write_csv(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[A
 
 
 def save_torch(path: str | Path, obj: Any) -> None:
+    import torch  # here, not at the top: the configure stage writes JSON without paying for torch
+
     # Through a buffer: torch.save names the archive inside after the file, and the
     # temporary file's random name would make every save's bytes differ.
     buffer = io.BytesIO()

@@ -2,12 +2,13 @@
 
 Train and evaluate write into `results/<model>/`, which DVC caches, so its run-cache can restore a
 model when params come back to values that ran before. Summarize then publishes copies into
-`metrics/` and `plots/`, which git tracks, so `dvc metrics diff` and `dvc plots diff` work across
-commits and pull requests without the cache.
+`metrics/`, `plots/` and `reports/`, which git tracks, so `dvc metrics diff` and `dvc plots diff`
+work across commits and pull requests without the cache.
 """
 
 from pathlib import Path
 
+CONFIGS = Path("configs")
 RAW = Path("data/raw")
 PREPARED = Path("data/prepared")
 STATS = PREPARED / "stats.json"
@@ -17,6 +18,16 @@ PLOTS = Path("plots")
 REPORTS = Path("reports")
 CURVES = PLOTS / "curves"
 IMAGES = PLOTS / "images"
+
+
+def train_config(name: str) -> Path:
+    """A model's resolved training settings, written by configure; train@<model> depends on it."""
+    return CONFIGS / name / "train.json"
+
+
+def evaluate_config(name: str) -> Path:
+    """The settings evaluation reads, written by configure; evaluate@<model> depends on it."""
+    return CONFIGS / name / "evaluate.json"
 
 
 def model(name: str) -> Path:
@@ -40,6 +51,11 @@ def test_metrics(name: str) -> Path:
     return RESULTS / name / "metrics.json"
 
 
+def provenance(name: str) -> Path:
+    """Params hash, torch version, device, determinism: strings, so kept out of the metrics."""
+    return RESULTS / name / "provenance.json"
+
+
 def confusion(name: str) -> Path:
     return RESULTS / name / "confusion.csv"
 
@@ -56,6 +72,7 @@ def published(name: str) -> dict[Path, Path]:
     """Each of a model's results and the git-tracked path summarize copies it to."""
     return {
         test_metrics(name): METRICS / f"{name}.json",
+        provenance(name): REPORTS / "provenance" / f"{name}.json",
         timing(name): METRICS / "timing" / f"{name}.json",
         curves(name): CURVES / f"{name}.csv",
         confusion(name): PLOTS / "confusion" / f"{name}.csv",

@@ -29,16 +29,24 @@ class Source:
 
     label: str
     fetch: Callable[[idx.IdxFile], bytes]
+    explicit: bool = False  # named by the user, so never skipped without saying why
 
 
-def directory(path: Path, label: str) -> Source:
+@dataclass(frozen=True)
+class Fetched:
+    files: dict[str, bytes]  # file name -> verified IDX bytes
+    source: str  # the label of the source that supplied them
+    skipped: list[str]  # why each explicit source before it failed
+
+
+def directory(path: Path, label: str, explicit: bool = False) -> Source:
     def fetch(file: idx.IdxFile) -> bytes:
         for name in (file.gz_name, file.name):
             if (path / name).is_file():
                 return (path / name).read_bytes()
         raise DataError(f"{path / file.gz_name}: no such file")
 
-    return Source(f"{label} {path}", fetch)
+    return Source(f"{label} {path}", fetch, explicit)
 
 
 def mirror(base_url: str, timeout: float = 30.0) -> Source:
@@ -56,7 +64,7 @@ def mirror(base_url: str, timeout: float = 30.0) -> Source:
 def default_sources() -> list[Source]:
     sources = []
     if os.environ.get(ENV_VAR):
-        sources.append(directory(Path(os.environ[ENV_VAR]), f"${ENV_VAR}"))
+        sources.append(directory(Path(os.environ[ENV_VAR]), f"${ENV_VAR}", explicit=True))
     sources.append(directory(DEBIAN_DIR, "Debian package"))
     sources.extend(mirror(url) for url in MIRRORS)
     return sources
@@ -66,18 +74,21 @@ def verified(file: idx.IdxFile, data: bytes, origin: str) -> bytes:
     """Decompress and check against the known checksum; return the original IDX bytes."""
     content = idx.gunzip(data, origin)
     if idx.sha256(content) != file.sha256:
-        raise DataError(f"{origin}: checksum mismatch for {file.name} (altered or truncated)")
+        raise DataError(f"{origin}: checksum mismatch (altered or truncated)")
     return content
 
 
-def fetch_all(sources: list[Source]) -> dict[str, bytes]:
+def fetch_all(sources: list[Source]) -> Fetched:
     """The four files' verified bytes from the first source that has them all intact."""
-    failures = []
+    failures, skipped = [], []
     for source in sources:
         try:
-            return {f.name: verified(f, source.fetch(f), source.label) for f in idx.FILES}
+            files = {f.name: verified(f, source.fetch(f), f.name) for f in idx.FILES}
+            return Fetched(files, source.label, skipped)
         except DataError as error:
             failures.append(f"{source.label}: {error}")
+            if source.explicit:
+                skipped.append(failures[-1])
     tried = "; ".join(failures)
     fixes = "; or ".join(FIXES)
     raise DataError(f"Fashion-MNIST not found. Tried {tried}. To fix: {fixes}")

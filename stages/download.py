@@ -1,14 +1,18 @@
 """Stage download: the four original IDX files, verified, into data/raw/."""
 
+import sys
+
 from fmnist import cli, io, paths, sources
 
 
 def main() -> None:
-    files = sources.fetch_all(sources.default_sources())
+    fetched = sources.fetch_all(sources.default_sources())
+    for reason in fetched.skipped:
+        print(f"warning: {reason}; skipped", file=sys.stderr)
     with io.atomic_dir(paths.RAW) as staging:
-        for name, content in files.items():
+        for name, content in fetched.files.items():
             (staging / name).write_bytes(content)
-    print(f"download: {len(files)} verified files in {paths.RAW}/")
+    print(f"download: {len(fetched.files)} verified files from {fetched.source} in {paths.RAW}/")
 
 
 if __name__ == "__main__":

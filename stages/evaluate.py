@@ -18,6 +18,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", help="a model name under models: in params.yaml")
     cfg = config.load_model(parser.parse_args().model)
+    config.check_resolved(paths.evaluate_config(cfg.name), config.evaluation_settings(cfg), cfg.name)
+    config.check_machine(cfg)
     model, saved = checkpoint.load(paths.model(cfg.name))
     norm = saved["normalization"]
     runtime = engine.Runtime.create(cfg, norm["mean"], norm["std"])
@@ -37,12 +39,14 @@ def main() -> None:
         "best_val_accuracy": round(saved["best_val_accuracy"], 6),
         "best_epoch": saved["best_epoch"],
         **{f"accuracy_{slug(name)}": round(acc, 6) for name, acc in zip(data.CLASSES, metrics.per_class_accuracy(counts))},
+    }
+    io.write_json(paths.test_metrics(cfg.name), result)
+    io.write_json(paths.provenance(cfg.name), {
         "params_hash": cfg.params_hash(),
         "torch_version": torch.__version__,
         "device": device.describe(runtime.device),
         "determinism": DETERMINISM[runtime.device.type],
-    }
-    io.write_json(paths.test_metrics(cfg.name), result)
+    })
     io.write_csv(paths.confusion(cfg.name), ("actual", "predicted"),
                  [(data.CLASSES[a], data.CLASSES[p]) for a, p in zip(test.labels.tolist(), predicted.tolist())])
     title = f"{cfg.name}: test accuracy {result['test_accuracy']:.4f}"

@@ -15,6 +15,9 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="ignore a saved resume point")
     args = parser.parse_args()
     cfg = config.load_model(args.model)
+    settings = config.training_settings(cfg)
+    config.check_resolved(paths.train_config(cfg.name), settings, cfg.name)
+    config.check_machine(cfg)
     stats = json.loads(paths.STATS.read_text())
     runtime = engine.Runtime.create(cfg, stats["mean"], stats["std"])
 
@@ -27,21 +30,24 @@ def main() -> None:
     device.make_deterministic(cfg.seed)
     trainer = engine.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, len(train))
     resume = paths.resume(cfg.name)
-    resumed_epochs = try_resume(trainer, resume, cfg) if not args.fresh else 0
+    params_hash = config.fingerprint(settings)
+    resumed_epochs = try_resume(trainer, resume, params_hash) if not args.fresh else 0
     print(f"train {cfg.name}: {cfg.arch} on {device.describe(runtime.device)}, {runtime.dtype}, "
           f"{len(train)} images, {cfg.epochs} epochs"
           + (f", resuming after epoch {resumed_epochs}" if resumed_epochs else ""))
 
-    def save_resume_point(trainer: engine.Trainer) -> None:
-        io.save_torch(resume, {"params_hash": cfg.params_hash(), **trainer.state_dict()})
+    def after_epoch(trainer: engine.Trainer) -> None:
+        io.save_torch(resume, {"params_hash": params_hash, **trainer.state_dict()})
+        # Every epoch, not only at the end, so `dvc plots show` and VS Code plot a running experiment.
+        curves.write(paths.curves(cfg.name), trainer.history)
 
     with Reporter(cfg.name, cfg.epochs) as reporter:
-        trainer.fit(train, val, reporter, on_epoch=save_resume_point)
+        trainer.fit(train, val, reporter, on_epoch=after_epoch)
     write_outputs(cfg, trainer, runtime, len(train))
     resume.unlink(missing_ok=True)
 
 
-def try_resume(trainer: engine.Trainer, path, cfg: config.ModelConfig) -> int:
+def try_resume(trainer: engine.Trainer, path, params_hash: str) -> int:
     """Continue from a resume point left by an interrupted run of the same params; else start over."""
     if not path.exists():
         return 0
@@ -49,7 +55,7 @@ def try_resume(trainer: engine.Trainer, path, cfg: config.ModelConfig) -> int:
         state = torch.load(path, weights_only=True)
     except Exception:  # a damaged resume point is only a lost shortcut
         return 0
-    if state.get("params_hash") != cfg.params_hash():
+    if state.get("params_hash") != params_hash:
         return 0
     trainer.load_state_dict(state)
     return len(trainer.history)
@@ -60,14 +66,12 @@ def write_outputs(cfg: config.ModelConfig, trainer: engine.Trainer, runtime: eng
     best = max(history, key=lambda log: log.val_accuracy)  # the first best, as the trainer kept
     checkpoint.save(paths.model(cfg.name), trainer.best_state, cfg.arch, cfg.options,
                     runtime.mean, runtime.std, best.epoch, best.val_accuracy)
-    curves.write(paths.curves(cfg.name), history)
     # Summed per epoch (validation included), so a resumed run reports its whole training time.
     seconds = sum(log.seconds for log in history)
     io.write_json(paths.timing(cfg.name), {
         "train_seconds": round(seconds, 2),
         "seconds_per_epoch": round(seconds / len(history), 3),
         "train_images_per_second": round(images * len(history) / seconds, 1),
-        "device": device.describe(runtime.device),
     })
 
 

@@ -105,3 +105,41 @@ def test_unparseable_yaml_is_one_line(tmp_path):
 def test_size_larger_than_data_is_refused():
     with pytest.raises(ConfigError, match="val_size = 70000: must not exceed the 59999 images"):
         config.check_size("val_size", 70000, 59999)
+
+
+def test_a_global_the_model_overrides_leaves_its_training_settings_unchanged():
+    own = with_change("models.m.epochs", 5)
+    changed = copy.deepcopy(own)
+    changed["epochs"] = 9
+    assert config.training_settings(config.parse(own).models["m"]) == config.training_settings(config.parse(changed).models["m"])
+    assert config.parse(own).models["m"].params_hash() == config.parse(changed).models["m"].params_hash()
+    uses_global = config.parse(with_change("epochs", 9)).models["m"]
+    assert config.training_settings(uses_global) != config.training_settings(config.parse(GOOD).models["m"])
+
+
+def test_an_evaluation_only_setting_is_not_a_training_setting():
+    flipped = config.parse(with_change("models.m.tta_flip", True)).models["m"]
+    plain = config.parse(GOOD).models["m"]
+    assert config.training_settings(flipped) == config.training_settings(plain)
+    assert config.evaluation_settings(flipped) != config.evaluation_settings(plain)
+    assert "batch_size" not in config.evaluation_settings(plain) and "epochs" not in config.evaluation_settings(plain)
+
+
+def test_key_names_where_the_setting_was_written():
+    assert config.parse(GOOD).models["m"].key("device") == "device"
+    assert config.parse(with_change("models.m.device", "cpu")).models["m"].key("device") == "models.m.device"
+
+
+def test_machine_check_names_the_key_as_written(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r'^params.yaml: device = "cuda": CUDA is not available'):
+        config.check_machine(config.parse(with_change("device", "cuda")).models["m"])
+    with pytest.raises(ConfigError, match=r'^params.yaml: models.m.precision = "fp16": fp16 needs CUDA'):
+        config.check_machine(config.parse(with_change("models.m.precision", "fp16")).models["m"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match=r'^params.yaml: models.m.device = "cuda:1": only 1 CUDA device'):
+        config.check_machine(config.parse(with_change("models.m.device", "cuda:1")).models["m"])
+    config.check_machine(config.parse(with_change("device", "cuda:0")).models["m"])

@@ -1,5 +1,7 @@
 """dvc.yaml, params.yaml and the code agree with one another."""
 
+import ast
+import re
 from pathlib import Path
 
 import yaml
@@ -8,7 +10,78 @@ from fmnist import config, paths
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-MODELS = list(config.load(ROOT / "params.yaml").models)
+PARAMS = config.load(ROOT / "params.yaml")
+MODELS = list(PARAMS.models)
+
+
+def declared(stage: str) -> dict:
+    return PIPELINE["stages"][stage].get("do") or PIPELINE["stages"][stage]
+
+
+def fmnist_imports(module: str) -> set[str]:
+    """The fmnist modules one module imports, by name (fmnist.x), from its source."""
+    tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "fmnist":
+            found |= {f"fmnist.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fmnist."):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("fmnist.")}
+    return found
+
+
+def import_closure(module: str) -> set[str]:
+    """Every source file `python -m <module>` runs: the module and all fmnist modules it reaches."""
+    seen, todo = set(), [module]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(fmnist_imports(current))
+    return {current.replace(".", "/") + ".py" for current in seen}
+
+
+def stage_closure(stage: str) -> set[str]:
+    command = re.fullmatch(r"python -m (stages\.\w+)( \$\{key\})?", declared(stage)["cmd"])
+    assert command, f"{stage}: cmd is not `python -m stages.<name>`"
+    return import_closure(command.group(1))
+
+
+def test_every_stage_depends_on_exactly_the_code_it_imports():
+    for stage in PIPELINE["stages"]:
+        code = {dep for dep in declared(stage)["deps"] if dep.endswith(".py")}
+        needed = stage_closure(stage)
+        missing, extra = sorted(needed - code), sorted(code - needed)
+        assert not missing, f"{stage}: imports {', '.join(missing)} but does not list it in deps"
+        assert not extra, f"{stage}: lists {', '.join(extra)} in deps but never imports it"
+
+
+def test_closure_follows_imports_through_library_modules():
+    assert "fmnist/progress.py" in stage_closure("evaluate")  # via engine, not imported directly
+    assert "fmnist/engine.py" not in stage_closure("configure")
+
+
+def test_configure_lists_every_global_and_the_models_own_section():
+    assert declared("configure")["params"] == [*config.GLOBALS, "models.${key}"]
+
+
+def test_train_and_evaluate_read_settings_from_configure_not_params():
+    configured = {str(paths.train_config("${key}")), str(paths.evaluate_config("${key}"))}
+    assert set(declared("configure")["outs"]) == configured
+    for stage, path in (("train", paths.train_config("${key}")), ("evaluate", paths.evaluate_config("${key}"))):
+        assert "params" not in declared(stage) and str(path) in declared(stage)["deps"]
+
+
+def test_every_model_is_a_registered_artifact():
+    artifacts = PIPELINE["artifacts"]
+    assert set(artifacts) == {name.replace("_", "-") for name in MODELS}
+    for name, cfg in PARAMS.models.items():
+        artifact = artifacts[name.replace("_", "-")]
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name.replace("_", "-"))
+        assert artifact["path"] == str(paths.model(name)) and artifact["type"] == "model"
+        assert artifact["desc"] and artifact["meta"] == {"arch": cfg.arch}
 
 
 def test_overlay_plots_list_every_model():
@@ -20,34 +93,41 @@ def test_overlay_plots_list_every_model():
 
 
 def outputs(stage: str) -> set[str]:
-    declared = PIPELINE["stages"][stage]["do"]
     return {next(iter(out)) if isinstance(out, dict) else out
-            for kind in ("outs", "plots") for out in declared.get(kind, [])}
+            for kind in ("outs", "plots") for out in declared(stage).get(kind, [])}
 
 
 def test_stage_outputs_are_where_the_code_writes():
     key = "${key}"
     assert outputs("train") == {str(paths.model(key)), str(paths.curves(key)), str(paths.timing(key))}
-    assert outputs("evaluate") == {str(paths.test_metrics(key)), str(paths.confusion(key)),
+    assert outputs("evaluate") == {str(paths.test_metrics(key)), str(paths.provenance(key)), str(paths.confusion(key)),
                                    str(paths.confusion_png(key)), str(paths.predictions_png(key))}
     published = paths.published(key)
     assert {str(result) for result in published} == (outputs("train") - {str(paths.model(key))}) | outputs("evaluate")
     assert {next(iter(out)) for out in PIPELINE["stages"]["summarize"]["outs"]} == {
         str(paths.METRICS), str(paths.PLOTS), str(paths.REPORTS)}
-    assert all(copy.parts[0] in ("metrics", "plots") for copy in published.values())
+    assert published[paths.provenance(key)].parts[0] == "reports"  # git-tracked, but not read as metrics
+    assert all(copy.parts[0] in ("metrics", "plots") for result, copy in published.items()
+               if result != paths.provenance(key))
+    assert PIPELINE["metrics"] == [str(paths.METRICS)]
     assert PIPELINE["stages"]["prepare"]["outs"] == [str(paths.PREPARED)]
     assert PIPELINE["stages"]["download"]["outs"] == [str(paths.RAW)]
 
 
-def test_train_and_evaluate_outputs_are_all_cached():
+def test_stage_outputs_are_all_cached():
     """DVC's run-cache skips any stage with a `cache: false` output; these must stay restorable."""
-    for stage in ("train", "evaluate"):
-        declared = PIPELINE["stages"][stage]["do"]
-        assert "plots" not in declared and all(isinstance(out, str) for out in declared["outs"])
+    for stage in ("configure", "train", "evaluate"):
+        for kind in ("outs", "plots"):
+            for out in declared(stage).get(kind, []):
+                assert isinstance(out, str) or next(iter(out.values())).get("cache", True), (stage, out)
+
+
+def test_live_curves_are_declared_as_a_plot_of_train():
+    [plot] = declared("train")["plots"]
+    assert next(iter(plot)) == str(paths.curves("${key}"))
 
 
 def test_each_stage_runs_its_own_script():
-    for name, stage in PIPELINE["stages"].items():
-        cmd = (stage.get("do") or stage)["cmd"]
-        assert cmd.startswith(f"python -m stages.{name}")
-        assert f"stages/{name}.py" in (stage.get("do") or stage)["deps"]
+    for name in PIPELINE["stages"]:
+        assert declared(name)["cmd"].startswith(f"python -m stages.{name}")
+        assert f"stages/{name}.py" in declared(name)["deps"]

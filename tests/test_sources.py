@@ -41,7 +41,23 @@ def test_fetch_all_takes_the_first_complete_source(synthetic_files, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     got = sources.fetch_all([sources.directory(empty, "first"), sources.directory(src, "second")])
-    assert got == contents
+    assert got.files == contents and got.source == f"second {src}"
+    assert got.skipped == []  # "first" was not named by the user: falling back from it is normal
+
+
+def test_a_damaged_explicit_source_is_reported_with_file_and_reason(synthetic_files, tmp_path):
+    src, contents = synthetic_files
+    named = tmp_path / "named"
+    named.mkdir()
+    for path in src.iterdir():
+        (named / path.name).write_bytes(path.read_bytes())
+    gz = named / "train-images-idx3-ubyte.gz"
+    gz.write_bytes(gz.read_bytes()[:-100])
+    got = sources.fetch_all([sources.directory(named, "$FASHION_MNIST_DIR", explicit=True),
+                             sources.directory(src, "Debian package")])
+    assert got.files == contents and got.source == f"Debian package {src}"
+    [reason] = got.skipped
+    assert reason.startswith(f"$FASHION_MNIST_DIR {named}: train-images-idx3-ubyte: corrupt gzip data")
 
 
 def test_no_source_gives_one_error_naming_every_place_and_fix(tmp_path):
@@ -63,7 +79,7 @@ def test_mirror_reports_connection_failure():
 @pytest.mark.skipif(not sources.DEBIAN_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
 def test_debian_package_files_pass_the_official_checksums():
     """Debian recompressed Zalando's files; the decompressed bytes must still be the originals."""
-    files = sources.fetch_all([sources.directory(sources.DEBIAN_DIR, "Debian")])
+    files = sources.fetch_all([sources.directory(sources.DEBIAN_DIR, "Debian")]).files
     assert {name: len(content) for name, content in files.items()} == {
         "train-images-idx3-ubyte": 47040016, "train-labels-idx1-ubyte": 60008,
         "t10k-images-idx3-ubyte": 7840016, "t10k-labels-idx1-ubyte": 10008,

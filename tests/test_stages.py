@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from tests import project
-from tests.synthetic import idx_bytes
+from tests.synthetic import idx_bytes, write_raw
 
 TINY = {
     "epochs": 3,
@@ -50,6 +50,7 @@ def assert_one_line_error(result, *fragments):
 
 def test_pipeline_runs_without_dvc_and_reruns_identically(repo):
     project.stage(repo, "prepare")
+    project.stage(repo, "configure")
     first = digests(repo / "data" / "prepared")
     for name in TINY["models"]:
         project.stage(repo, "train", name)
@@ -59,7 +60,11 @@ def test_pipeline_runs_without_dvc_and_reruns_identically(repo):
                                              "results/conv/metrics.json", "results/conv/confusion.csv"]}
     assert digest(repo / "metrics" / "conv.json") == outputs["results/conv/metrics.json"]  # published as is
     metrics = json.loads((repo / "metrics" / "conv.json").read_text())
-    assert metrics["params_hash"] and metrics["torch_version"] == torch.__version__ and metrics["device"]
+    assert all(isinstance(value, (int, float)) for value in metrics.values()), metrics
+    timing = json.loads((repo / "metrics" / "timing" / "conv.json").read_text())
+    assert all(isinstance(value, (int, float)) for value in timing.values()), timing
+    provenance = json.loads((repo / "reports" / "provenance" / "conv.json").read_text())
+    assert provenance["params_hash"] and provenance["torch_version"] == torch.__version__ and provenance["device"]
     assert json.loads((repo / "metrics" / "lin.json").read_text())["test_accuracy"] > 0.5
     board = json.loads((repo / "reports" / "leaderboard.json").read_text())
     assert [row["model"] for row in board][0] == "lin" and len(board) == 2
@@ -76,6 +81,7 @@ def test_pipeline_runs_without_dvc_and_reruns_identically(repo):
 
 def test_checkpoint_loads_with_weights_only(repo):
     project.stage(repo, "prepare")
+    project.stage(repo, "configure")
     project.stage(repo, "train", "lin")
     saved = torch.load(repo / "models" / "lin.pt", weights_only=True)
     assert saved["arch"] == "logreg" and 1 <= saved["best_epoch"] <= 3
@@ -85,27 +91,51 @@ def test_bad_parameter_stops_every_stage_before_work(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["models"]["conv"]["learning_rate"] = 0.1
     project.write_params(repo, params)
-    for stage in ("prepare", "train conv", "evaluate lin", "summarize"):
+    for stage in ("prepare", "configure", "train conv", "evaluate lin", "summarize"):
         result = project.stage(repo, *stage.split(), check=False)
         assert_one_line_error(result, "models.conv.learning_rate: unknown key")
     assert not (repo / "data" / "prepared").exists() and not (repo / "models").exists()
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"device": "cuda"}, "device = cuda"),
-    ({"val_size": 700}, "val_size = 700: must not exceed"),
+def test_val_size_larger_than_data_is_refused(repo):
+    project.write_params(repo, {**TINY, "val_size": 700})
+    assert_one_line_error(project.stage(repo, "prepare", check=False), "val_size = 700: must not exceed")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("where, key, value, message", [
+    ("top", "device", "cuda", 'params.yaml: device = "cuda": CUDA is not available here'),
+    ("lin", "device", "cuda:1", 'params.yaml: models.lin.device = "cuda:1": CUDA is not available here'),
+    ("top", "precision", "fp16", 'params.yaml: precision = "fp16": fp16 needs CUDA'),
+    ("lin", "precision", "fp16", 'params.yaml: models.lin.precision = "fp16": fp16 needs CUDA'),
 ])
-def test_refusals_that_depend_on_machine_or_data(repo, change, message):
-    if change.get("device") == "cuda" and torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    params = {**TINY, **change}
+def test_machine_refusals_name_the_key_as_written(repo, where, key, value, message):
+    project.stage(repo, "prepare")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    (params if where == "top" else params["models"]["lin"])[key] = value
     project.write_params(repo, params)
-    stage = ["prepare"] if "val_size" in change else ["train", "lin"]
-    if stage[0] == "train":
-        project.write_params(repo, TINY)
-        project.stage(repo, "prepare")
-        project.write_params(repo, params)
-    assert_one_line_error(project.stage(repo, *stage, check=False), message)
+    project.stage(repo, "configure")  # the spec is valid anywhere; only this machine lacks it
+    for stage in ("train", "evaluate"):
+        assert_one_line_error(project.stage(repo, stage, "lin", check=False), message)
+
+
+def test_train_and_evaluate_refuse_settings_configure_did_not_write(repo):
+    project.stage(repo, "prepare")
+    assert_one_line_error(project.stage(repo, "train", "lin", check=False),
+                          "configs/lin/train.json: missing", "python -m stages.configure lin")
+    project.stage(repo, "configure")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["models"]["lin"]["lr"] = 0.02
+    project.write_params(repo, params)
+    assert_one_line_error(project.stage(repo, "train", "lin", check=False), "out of date with params.yaml")
+
+
+def test_configure_starts_without_torch(repo):
+    code = "import runpy, sys; runpy.run_module('stages.configure', run_name='__main__'); print('torch' in sys.modules)"
+    result = project.run(repo, sys.executable, "-c", code)
+    assert result.stdout.strip().splitlines()[-1] == "False"
+    assert json.loads((repo / "configs" / "conv" / "evaluate.json").read_text())["tta_flip"] is True
+    assert "tta_flip" not in json.loads((repo / "configs" / "conv" / "train.json").read_text())
 
 
 def test_train_subset_larger_than_data_is_refused(repo):
@@ -113,6 +143,7 @@ def test_train_subset_larger_than_data_is_refused(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["models"]["lin"]["train_subset"] = 10_000
     project.write_params(repo, params)
+    project.stage(repo, "configure")
     assert_one_line_error(project.stage(repo, "train", "lin", check=False),
                           "models.lin.train_subset = 10000: must not exceed the 500 images")
 
@@ -149,6 +180,25 @@ def test_download_reports_every_source_when_none_works(repo, tmp_path):
     assert_one_line_error(result, str(env_dir), "no-debian", "127.0.0.1:9", "apt-get install dataset-fashion-mnist")
 
 
+def test_download_warns_when_the_named_directory_is_damaged_and_says_what_it_used(repo, tmp_path):
+    good, named = tmp_path / "good", tmp_path / "named"
+    write_raw(good)
+    write_raw(named, gz=True)
+    damaged = named / "train-images-idx3-ubyte.gz"
+    damaged.write_bytes(damaged.read_bytes()[:-100])
+    code = ("import sys; from fmnist import cli, idx, sources; from stages import download;"
+            "good = sources.Path(sys.argv[1]);"  # the synthetic files' checksums stand in for Zalando's
+            "idx.FILES = tuple(idx.IdxFile(f.name, idx.sha256((good / f.name).read_bytes()), f.shape) for f in idx.FILES);"
+            "sources.DEBIAN_DIR = good; sources.MIRRORS = (); cli.run(download.main)")
+    env = project.environment() | {"FASHION_MNIST_DIR": str(named)}
+    result = subprocess.run([sys.executable, "-c", code, str(good)], cwd=repo, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    [warning] = result.stderr.strip().splitlines()
+    assert warning.startswith(f"warning: $FASHION_MNIST_DIR {named}: train-images-idx3-ubyte: corrupt gzip data")
+    assert warning.endswith("; skipped")
+    assert f"4 verified files from Debian package {good} in data/raw/" in result.stdout
+
+
 def run_until_resume_point(repo, name):
     """Start training, stop it with SIGTERM once its first epoch is saved; return the process."""
     process = subprocess.Popen([sys.executable, "-m", "stages.train", name], cwd=repo,
@@ -167,7 +217,9 @@ def test_interrupted_training_leaves_no_output_and_resumes_to_identical_result(r
     params["epochs"] = 6
     project.write_params(repo, params)
     project.stage(repo, "prepare")
+    project.stage(repo, "configure")
     project.stage(repo, "train", "conv", "--fresh")
+    curves = (repo / "results" / "conv" / "curves.csv").read_text()
     uninterrupted = digest(repo / "models" / "conv.pt")
     (repo / "models" / "conv.pt").unlink()
 
@@ -179,21 +231,53 @@ def test_interrupted_training_leaves_no_output_and_resumes_to_identical_result(r
     assert "resuming after epoch" in result.stdout
     assert digest(repo / "models" / "conv.pt") == uninterrupted
     assert not (repo / "models" / ".conv.resume.pt").exists()
+    resumed = (repo / "results" / "conv" / "curves.csv").read_text()
+    assert [row.split(",")[:6] for row in resumed.splitlines()] == [row.split(",")[:6] for row in curves.splitlines()]
+
+
+def test_curves_have_rows_while_training_runs(repo):
+    """Written after every epoch, so a plot of a running experiment has something to show."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["epochs"] = 12
+    project.write_params(repo, params)
+    project.stage(repo, "prepare")
+    project.stage(repo, "configure")
+    curves = repo / "results" / "conv" / "curves.csv"
+    process = subprocess.Popen([sys.executable, "-m", "stages.train", "conv"], cwd=repo, env=project.environment(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows_seen_while_running = set()
+    while process.poll() is None:
+        if curves.exists():
+            rows_seen_while_running.add(len(curves.read_text().splitlines()) - 1)  # whole: written atomically
+        time.sleep(0.01)
+    assert process.returncode == 0
+    assert len(rows_seen_while_running - {12}) >= 2, rows_seen_while_running  # several epochs before the end
+    assert len(curves.read_text().splitlines()) == 1 + 12
+
+
+def interrupt_prepare_mid_write(repo) -> subprocess.Popen:
+    """SIGTERM prepare as soon as its staging directory appears, i.e. while it writes the splits."""
+    process = subprocess.Popen([sys.executable, "-m", "stages.prepare"], cwd=repo, env=project.environment(),
+                               stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    data_dir = repo / "data"
+    while process.poll() is None and not any(p.name.startswith(".prepared.") for p in data_dir.iterdir()):
+        pass  # no sleep: the writes take a fraction of a second
+    assert process.poll() is None, "prepare ended before its staging directory was seen"
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    return process
 
 
 def test_interrupted_prepare_leaves_splits_complete_or_absent(repo):
-    for delay in (0.5, 1.5, 2.5):
-        process = subprocess.Popen([sys.executable, "-m", "stages.prepare"], cwd=repo, env=project.environment(),
-                                   stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        time.sleep(delay)
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
-        prepared = repo / "data" / "prepared"
-        leftovers = [p.name for p in (repo / "data").iterdir() if p.name.startswith(".")]
-        assert not leftovers
-        if prepared.exists():
-            assert sorted(p.name for p in prepared.iterdir()) == ["stats.json", "test.pt", "train.pt", "val.pt"]
-            torch.load(prepared / "train.pt", weights_only=True)
+    write_raw(repo / "data" / "raw", train=30000)  # large enough that writing takes a while
+    prepared = repo / "data" / "prepared"
+    assert interrupt_prepare_mid_write(repo).returncode == 130
+    assert not prepared.exists()
+    project.stage(repo, "prepare")
+    whole = digests(prepared)
+    assert interrupt_prepare_mid_write(repo).returncode == 130
+    assert digests(prepared) == whole  # the previous splits, untouched
+    assert not [p.name for p in (repo / "data").iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -203,11 +287,12 @@ def test_cuda_runs_repeat_their_metrics(repo):
     params["device"] = "cuda"
     project.write_params(repo, params)
     project.stage(repo, "prepare")
+    project.stage(repo, "configure")
     results = []
     for _ in range(2):
         project.stage(repo, "train", "conv")
         project.stage(repo, "evaluate", "conv")
         metrics = json.loads((repo / "results" / "conv" / "metrics.json").read_text())
         results.append((metrics["test_accuracy"], metrics["test_loss"]))
-        assert "deterministic kernels" in metrics["determinism"]
+        assert "deterministic kernels" in json.loads((repo / "results" / "conv" / "provenance.json").read_text())["determinism"]
     assert results[0] == results[1]
