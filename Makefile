@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test bench clean
+.PHONY: setup repro test bench gpu-check clean
 
 setup: $(VENV)/.installed
 
@@ -25,3 +25,8 @@ bench: setup
 	python -m bench.speed mlp
 	python -m bench.speed cnn
 	python -m bench.roofline
+
+# On a GPU machine, with or without the virtual environment (such machines often carry torch but
+# not dvc): the CUDA tests, the default pipeline twice as plain Python, the full-resolution ResNet-18.
+gpu-check:
+	python -m bench.gpu_check

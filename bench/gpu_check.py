@@ -78,7 +78,7 @@ def model_rows(repo: Path, seconds: dict[str, float]) -> list[list[str]]:
         timing = json.loads((model_dir / "timing.json").read_text())
         metrics = json.loads((model_dir / "metrics.json").read_text())
         rows.append([name, f"{seconds.get(f'train@{name}', 0):.1f}", f"{seconds.get(f'evaluate@{name}', 0):.1f}",
-                     f"{timing['train_images_per_second']:,.0f}", f"{timing.get('peak_memory_mb', 0):,.0f}",
+                     f"{timing['train_images_per_second']:,.0f}", f"{timing.get('peak_gpu_memory_mb', 0):,.0f}",
                      f"{metrics['test_accuracy']:.4f}"])
     return rows
 

@@ -84,7 +84,7 @@ def time_to(run: Race, target: float) -> str:
     if target in run.reached:
         epoch, seconds = run.reached[target]
         return f"{seconds:.1f} (epoch {epoch})"
-    return f"not reached in {run.epoch} epochs ({run.seconds:.0f} s, best {run.accuracy:.4f})"
+    return f"not reached in {run.epoch} epochs ({run.seconds:.0f} s, last {run.accuracy:.4f})"
 
 
 def ratio(baseline: Race, project: Race, target: float) -> str:

@@ -9,13 +9,16 @@ from fmnist import io, models
 from fmnist.errors import DataError
 
 
-def save(path: Path, model_state: dict, arch: str, options: dict, mean: float, std: float, best_epoch: int, best_val_accuracy: float) -> None:
+def save(path: Path, model_state: dict, arch: str, options: dict, mean: float, std: float, best_epoch: int,
+         best_val_accuracy: float, nondeterministic: list[str]) -> None:
+    """`nondeterministic`: operations training ran without a deterministic kernel (device.nondeterministic_ops)."""
     io.save_torch(path, {
         "arch": arch,
         "options": options,
         "normalization": {"mean": mean, "std": std},
         "best_epoch": best_epoch,
         "best_val_accuracy": best_val_accuracy,
+        "nondeterministic": nondeterministic,
         "state_dict": model_state,
     })
 

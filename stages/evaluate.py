@@ -8,10 +8,6 @@ import torch
 from fmnist import checkpoint, cli, config, data, device, engine, io, metrics, paths, plots
 
 GRID_IMAGES = 32  # test images shown in the predictions picture, half of them mistakes
-DETERMINISM = {
-    "cpu": "bitwise: same params, same machine, same numbers",
-    "cuda": "deterministic kernels where PyTorch has them; others may vary in the last bits",
-}
 
 
 def main() -> None:
@@ -27,7 +23,8 @@ def main() -> None:
     test = data.load_split(paths.PREPARED, "test")
 
     model = runtime.place(model)
-    logits = engine.predict(model, test.images.to(runtime.device), runtime, cfg.eval_batch_size, cfg.tta_flip).cpu()
+    with device.nondeterministic_ops() as nondeterministic:
+        logits = engine.predict(model, test.images.to(runtime.device), runtime, cfg.eval_batch_size, cfg.tta_flip).cpu()
     predicted = logits.argmax(1)
     counts = metrics.confusion(test.labels, predicted, len(data.CLASSES))
     loss = torch.nn.functional.cross_entropy(logits, test.labels).item()
@@ -45,7 +42,7 @@ def main() -> None:
         "params_hash": cfg.params_hash(),
         "torch_version": torch.__version__,
         "device": device.describe(runtime.device),
-        "determinism": DETERMINISM[runtime.device.type],
+        "determinism": device.determinism(runtime.device, sorted({*saved["nondeterministic"], *nondeterministic})),
     })
     io.write_csv(paths.confusion(cfg.name), ("actual", "predicted"),
                  [(data.CLASSES[a], data.CLASSES[p]) for a, p in zip(test.labels.tolist(), predicted.tolist())])

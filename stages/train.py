@@ -41,9 +41,9 @@ def main() -> None:
         # Every epoch, not only at the end, so `dvc plots show` and VS Code plot a running experiment.
         curves.write(paths.curves(cfg.name), trainer.history)
 
-    with Reporter(cfg.name, cfg.epochs) as reporter:
+    with Reporter(cfg.name, cfg.epochs) as reporter, device.nondeterministic_ops() as nondeterministic:
         trainer.fit(train, val, reporter, on_epoch=after_epoch)
-    write_outputs(cfg, trainer, runtime, len(train))
+    write_outputs(cfg, trainer, runtime, len(train), nondeterministic)
     resume.unlink(missing_ok=True)
 
 
@@ -52,7 +52,7 @@ def try_resume(trainer: engine.Trainer, path, params_hash: str) -> int:
     if not path.exists():
         return 0
     try:
-        state = torch.load(path, weights_only=True)
+        state = torch.load(path, weights_only=True, map_location="cpu")  # saved on any device
     except Exception:  # a damaged resume point is only a lost shortcut
         return 0
     if state.get("params_hash") != params_hash:
@@ -61,18 +61,22 @@ def try_resume(trainer: engine.Trainer, path, params_hash: str) -> int:
     return len(trainer.history)
 
 
-def write_outputs(cfg: config.ModelConfig, trainer: engine.Trainer, runtime: engine.Runtime, images: int) -> None:
+def write_outputs(cfg: config.ModelConfig, trainer: engine.Trainer, runtime: engine.Runtime, images: int,
+                  nondeterministic: list[str]) -> None:
     history = trainer.history
     best = max(history, key=lambda log: log.val_accuracy)  # the first best, as the trainer kept
     checkpoint.save(paths.model(cfg.name), trainer.best_state, cfg.arch, cfg.options,
-                    runtime.mean, runtime.std, best.epoch, best.val_accuracy)
+                    runtime.mean, runtime.std, best.epoch, best.val_accuracy, nondeterministic)
     # Summed per epoch (validation included), so a resumed run reports its whole training time.
     seconds = sum(log.seconds for log in history)
-    io.write_json(paths.timing(cfg.name), {
+    timing = {
         "train_seconds": round(seconds, 2),
         "seconds_per_epoch": round(seconds / len(history), 3),
         "train_images_per_second": round(images * len(history) / seconds, 1),
-    })
+    }
+    if runtime.device.type == "cuda":
+        timing["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(runtime.device) / 2**20, 1)
+    io.write_json(paths.timing(cfg.name), timing)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ def shifts_within(image: torch.Tensor, original: torch.Tensor, pad: int) -> list
 
 def test_random_crop_shifts_within_padding():
     x = (torch.arange(28 * 28, dtype=torch.float) + 1).reshape(1, 1, 28, 28).repeat(64, 1, 1, 1)
-    out = data.random_crop(x, 2, torch.Generator().manual_seed(0))
+    u = torch.rand(2, 64, generator=torch.Generator().manual_seed(0))
+    out = data.random_crop(x, 2, u[0], u[1])
     assert out.shape == x.shape
     # Each crop is the original shifted by at most 2 pixels each way (values are unique, so one shift fits).
     shifts = [shifts_within(image, x[0], 2) for image in out]
@@ -60,15 +61,26 @@ def test_random_crop_shifts_within_padding():
 def test_augment_is_seeded_and_keeps_shape():
     x = torch.rand(16, 1, 28, 28)
     settings = Augment(crop=2, flip=True, erase=0.5)
-    a = data.augment(x, settings, torch.Generator().manual_seed(3))
-    b = data.augment(x, settings, torch.Generator().manual_seed(3))
+    draws = [data.epoch_randoms(1, 16, settings, torch.Generator().manual_seed(3), torch.device("cpu")) for _ in range(2)]
+    a, b = (data.augment(x, settings, randoms[0]) for randoms in draws)
     assert a.shape == x.shape and torch.equal(a, b)
     assert not torch.equal(a, x)
 
 
+def test_an_epochs_randoms_are_one_draw_with_a_row_per_use():
+    settings = Augment(crop=2, flip=True, erase=0.5)
+    assert data.random_draws(settings) == 8 and data.random_draws(Augment(0, False, 0.0)) == 0
+    randoms = data.epoch_randoms(3, 16, settings, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert randoms.shape == (3, 8, 16)
+    assert torch.equal(randoms.flatten(), torch.rand(3 * 8 * 16, generator=torch.Generator().manual_seed(0)))
+    # A short last batch uses the first columns of its rows.
+    x = torch.rand(5, 1, 28, 28)
+    assert torch.equal(data.augment(x, settings, randoms[2]), data.augment(x, settings, randoms[2][:, :5]))
+
+
 def test_erase_zeroes_a_rectangle_only_where_applied():
     x = torch.ones(200, 1, 28, 28)
-    out = data.random_erase(x, 0.5, torch.Generator().manual_seed(0))
+    out = data.random_erase(x, 0.5, *torch.rand(5, 200, generator=torch.Generator().manual_seed(0)))
     erased = (out == 0).flatten(1).sum(1)
     assert 0.3 < (erased > 0).float().mean() < 0.7
     assert erased.max() <= 0.33 * 28 * 28 + 28

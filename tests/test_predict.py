@@ -46,7 +46,7 @@ def repo(tmp_path_factory):
     trainer = engine.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, len(train))
     trainer.fit(train.to(runtime.device), test.take(torch.arange(1000)).to(runtime.device), Silent())
     checkpoint.save(path / "models" / "tiny.pt", trainer.best_state, cfg.arch, cfg.options,
-                    runtime.mean, runtime.std, 1, trainer.best_accuracy)
+                    runtime.mean, runtime.std, 1, trainer.best_accuracy, [])
     (path / "params.yaml").write_text(yaml.safe_dump(PARAMS | {"models": PARAMS["models"] | {
         "untrained": {"arch": "logreg", "lr": 0.01}}}))
     (path / "reports").mkdir()
