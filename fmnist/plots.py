@@ -56,7 +56,9 @@ def draw_curves(ax, histories: dict[str, list[dict]], keys: tuple[str, ...], yla
     for i, (name, rows) in enumerate(sorted(histories.items())):
         epochs = [row["epoch"] for row in rows]
         for key, style in zip(keys, styles):
-            ax.plot(epochs, [row[key] for row in rows], style, color=f"C{i % 10}", label=f"{name} {key}")
+            # A one-epoch run is a single point, which a line alone would not show.
+            ax.plot(epochs, [row[key] for row in rows], style, color=f"C{i % 10}", label=f"{name} {key}",
+                    marker="o" if len(rows) == 1 else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

@@ -212,12 +212,16 @@ def run_until_resume_point(repo, name):
     return process
 
 
-def test_interrupted_training_leaves_no_output_and_resumes_to_identical_result(repo):
+def prepare_with_epochs(repo, epochs: int) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["epochs"] = 6
+    params["epochs"] = epochs
     project.write_params(repo, params)
     project.stage(repo, "prepare")
     project.stage(repo, "configure")
+
+
+def test_interrupted_training_leaves_no_output_and_resumes_to_identical_result(repo):
+    prepare_with_epochs(repo, 6)
     project.stage(repo, "train", "conv", "--fresh")
     curves = (repo / "results" / "conv" / "curves.csv").read_text()
     uninterrupted = digest(repo / "models" / "conv.pt")
@@ -237,11 +241,7 @@ def test_interrupted_training_leaves_no_output_and_resumes_to_identical_result(r
 
 def test_curves_have_rows_while_training_runs(repo):
     """Written after every epoch, so a plot of a running experiment has something to show."""
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["epochs"] = 12
-    project.write_params(repo, params)
-    project.stage(repo, "prepare")
-    project.stage(repo, "configure")
+    prepare_with_epochs(repo, 12)
     curves = repo / "results" / "conv" / "curves.csv"
     process = subprocess.Popen([sys.executable, "-m", "stages.train", "conv"], cwd=repo, env=project.environment(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
