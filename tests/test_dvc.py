@@ -166,12 +166,12 @@ def descends_from(pid: int, ancestor: int) -> bool:
 
 def test_interrupted_repro_shows_changed_then_completes(repo):
     set_param(repo, "models.cnn.lr", 0.02)
-    set_param(repo, "models.cnn.epochs", 6)
+    set_param(repo, "models.cnn.epochs", 60)  # ample time to interrupt after the first
     process = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=project.environment(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     resume = repo / "models" / ".cnn.resume.pt"
     deadline = time.time() + 300
-    while not resume.exists() and process.poll() is None and time.time() < deadline:  # after epoch 1 of 6
+    while not resume.exists() and process.poll() is None and time.time() < deadline:  # after epoch 1 of 60
         time.sleep(0.02)
     # Ctrl-C as it reaches the stage: DVC runs the command apart and ignores SIGINT itself meanwhile.
     pid = training_process(process.pid)

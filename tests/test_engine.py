@@ -70,3 +70,24 @@ def test_resume_after_an_epoch_gives_the_uninterrupted_state():
 
 def without_time(history: list[engine.EpochLog]) -> list[tuple]:
     return [(log.epoch, log.train_loss, log.train_accuracy, log.val_loss, log.val_accuracy, log.lr) for log in history]
+
+
+def test_batch_norm_statistics_are_recomputed_from_the_images():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    norm = model[1]
+    model.eval()
+    engine.recalibrate_batch_norm(model, TRAIN.images, RUNTIME, batch_size=100)
+    with torch.no_grad():
+        features = model[0](engine.normalize(data.to_float(TRAIN.images), RUNTIME))
+    assert torch.allclose(norm.running_mean, features.mean((0, 2, 3)), atol=1e-5)
+    assert norm.momentum == 0.1 and not model.training and not norm.training  # left as it was found
+
+
+def test_ema_moves_each_weight_towards_the_model_by_one_minus_decay():
+    model = torch.nn.Linear(3, 2)
+    ema = engine.EMA(model, decay=0.9)
+    start = ema.module.weight.clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model)
+    assert torch.allclose(ema.module.weight, start + 0.1)
