@@ -57,6 +57,7 @@ class ModelConfig:
     ema: float
     tta_flip: bool
     compile: bool
+    nproc: int
     augment: Augment
     # The globals set under this model's own key; only for naming keys in messages, never hashed.
     overridden: frozenset[str] = field(default=frozenset(), compare=False)
@@ -202,6 +203,7 @@ GLOBALS = {
     "epochs": (integer(1, 10000), 10),
     "train_subset": (integer(0), 0),
     "compile": (boolean, False),
+    "nproc": (integer(1, 1024), 1),
 }
 OPTION_CHECKS = {
     "hidden": int_list,
@@ -274,6 +276,8 @@ def parse_model(name: str, entry: Any, defaults: dict[str, Any]) -> ModelConfig:
     config = replace(config, overridden=frozenset(GLOBALS) & set(entry))
     if config.warmup_epochs > config.epochs:
         raise _fail(s.key("warmup_epochs"), config.warmup_epochs, f"must not exceed epochs ({config.epochs})")
+    if config.batch_size % config.nproc:
+        raise _fail(config.key("batch_size"), config.batch_size, f"must be a multiple of nproc ({config.nproc})")
     return config
 
 
@@ -315,6 +319,16 @@ def check_machine(cfg: ModelConfig) -> None:
         index = int(cfg.device.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
             raise _fail(cfg.key("device"), cfg.device, f"only {torch.cuda.device_count()} CUDA device(s) here")
+        if ":" in cfg.device and cfg.nproc > 1:
+            raise _fail(cfg.key("device"), cfg.device, f"names one GPU, but nproc is {cfg.nproc} (use auto or cuda)")
+    if cuda and cfg.device != "cpu" and cfg.nproc > torch.cuda.device_count():
+        raise _fail(cfg.key("nproc"), cfg.nproc, f"only {torch.cuda.device_count()} CUDA device(s) here")
     on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not cuda)
     if cfg.precision == "fp16" and on_cpu:
         raise _fail(cfg.key("precision"), cfg.precision, "fp16 needs CUDA (use auto, fp32 or bf16 on CPU)")
+
+
+def check_world(cfg: ModelConfig, size: int) -> None:
+    """A launch by hand (torchrun on several nodes) may set more processes than nproc: batches must still split."""
+    if cfg.batch_size % size:
+        raise _fail(cfg.key("batch_size"), cfg.batch_size, f"must be a multiple of the {size} processes")

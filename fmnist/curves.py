@@ -1,17 +1,16 @@
-"""The per-epoch curves CSV: one row per epoch, one column per field of engine.EpochLog."""
+"""The per-epoch curves CSV: one row per epoch, one column per field of the training log."""
 
 import csv
 import io as stringio
-from dataclasses import astuple, fields
 from pathlib import Path
 
-from fmnist import engine, io
+from fmnist import io
 
 
-def write(path: Path, history: list[engine.EpochLog]) -> None:
-    columns = [field.name for field in fields(engine.EpochLog)]
-    rows = [[f"{v:.6g}" if isinstance(v, float) else v for v in astuple(log)] for log in history]
-    io.write_csv(path, columns, rows)
+def write(path: Path, history: list[dict[str, float]]) -> None:
+    """`history`: one dict per epoch, all with the same keys (engine.EpochLog as a dict)."""
+    rows = [[f"{v:.6g}" if isinstance(v, float) else v for v in log.values()] for log in history]
+    io.write_csv(path, list(history[0]), rows)
 
 
 def parse(text: str) -> list[dict[str, float]]:

@@ -11,7 +11,7 @@ import torch
 
 
 def resolve_device(spec: str) -> torch.device:
-    """auto = this process's GPU (see `pick_gpu`) when CUDA is present, else the CPU (config.check_machine vetted spec)."""
+    """auto = this process's GPU (see `pick_gpu`) when CUDA is present, else the CPU."""
     if spec == "auto":
         return torch.device("cuda", pick_gpu()) if torch.cuda.is_available() else torch.device("cpu")
     return torch.device(spec)

@@ -12,6 +12,7 @@ from torch import nn
 from fmnist.config import ModelConfig
 from fmnist.data import Split, augment, batch_indices, epoch_randoms, to_float
 from fmnist.device import autocast, resolve_device, resolve_precision
+from fmnist.distributed import World
 from fmnist.models import CONVOLUTIONAL
 from fmnist.progress import Reporter
 
@@ -154,10 +155,12 @@ def make_optimizer(model: nn.Module, cfg: ModelConfig) -> torch.optim.Optimizer:
 class Trainer:
     """Holds everything that changes during training, so a run can stop after any epoch and resume."""
 
-    def __init__(self, model: nn.Module, cfg: ModelConfig, runtime: Runtime, train_size: int):
-        self.cfg, self.runtime = cfg, runtime
+    def __init__(self, model: nn.Module, cfg: ModelConfig, runtime: Runtime, train_size: int, world: World = World()):
+        self.cfg, self.runtime, self.world = cfg, runtime, world
         self.model = runtime.place(model)
-        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        # Batch norm stays per rank: SyncBatchNorm has no CPU kernel, and evaluation recomputes the statistics.
+        self.forward = nn.parallel.DistributedDataParallel(self.model) if world.size > 1 else self.model
+        self.forward = torch.compile(self.forward) if cfg.compile else self.forward
         self.steps_per_epoch = train_size // cfg.batch_size or 1
         total = self.steps_per_epoch * cfg.epochs
         warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
@@ -208,11 +211,12 @@ class Trainer:
         batches = batches[: self.steps_per_epoch]
         randoms = epoch_randoms(len(batches), self.cfg.batch_size, self.cfg.augment, self.augment_rng, self.runtime.device)
         reporter.start_epoch(epoch, len(batches))
-        loss_sum = torch.zeros((), device=self.runtime.device)
-        correct = torch.zeros((), device=self.runtime.device, dtype=torch.long)
-        seen = 0
+        # Summed loss, correct predictions and images, all-reduced once at the end of the epoch.
+        totals = torch.zeros(3, device=self.runtime.device, dtype=torch.float64)
         for i, index in enumerate(batches, 1):
-            x = augment(to_float(train.images[index]), self.cfg.augment, randoms[i - 1])
+            mine = self.world.part(len(index))  # all ranks draw the same batch; each takes its slice
+            index = index[mine]
+            x = augment(to_float(train.images[index]), self.cfg.augment, randoms[i - 1][:, mine])
             y = train.labels[index]
             with autocast(self.runtime.device, self.runtime.dtype):
                 logits = self.forward(normalize(x, self.runtime))
@@ -224,12 +228,13 @@ class Trainer:
             self.scheduler.step()
             if self.ema:
                 self.ema.update(self.model)
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
+            totals[0] += loss.detach() * len(y)
+            totals[1] += (logits.argmax(1) == y).sum()
+            totals[2] += len(y)
             if reporter.live and (i % PROGRESS_EVERY == 0 or i == len(batches)):
-                reporter.batches_done(i, seen, loss.item())
-        return loss_sum.item() / seen, correct.item() / seen
+                reporter.batches_done(i, i * self.cfg.batch_size, loss.item())
+        loss_sum, correct, seen = self.world.sum(totals).tolist()
+        return loss_sum / seen, correct / seen
 
     def state_dict(self) -> dict:
         return {

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""

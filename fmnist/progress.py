@@ -58,10 +58,10 @@ class Reporter:
 
 
 class Silent(Reporter):
-    """A reporter that shows nothing: for benchmarks, which print their own figures."""
+    """A reporter that shows nothing: for benchmarks, which print their own figures, and ranks other than 0."""
 
     def __init__(self) -> None:
-        super().__init__("", 0, Console(quiet=True))
+        super().__init__("", 0, Console(quiet=True, force_terminal=False))
 
     def end_epoch(self, summary: dict) -> None:
         pass

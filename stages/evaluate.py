@@ -42,7 +42,7 @@ def main() -> None:
         "params_hash": cfg.params_hash(),
         "torch_version": torch.__version__,
         "device": device.describe(runtime.device),
-        "determinism": device.determinism(runtime.device, sorted({*saved["nondeterministic"], *nondeterministic})),
+        "determinism": device.determinism(runtime.device, sorted({*saved.get("nondeterministic", []), *nondeterministic})),
     })
     io.write_csv(paths.confusion(cfg.name), ("actual", "predicted"),
                  [(data.CLASSES[a], data.CLASSES[p]) for a, p in zip(test.labels.tolist(), predicted.tolist())])

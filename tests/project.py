@@ -56,8 +56,13 @@ def environment() -> dict:
     return env
 
 
+# Long enough for any one command here; a hang fails its test instead of stalling the whole suite.
+COMMAND_TIMEOUT = 900
+
+
 def run(cwd: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, text=True)
+    result = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, timeout=COMMAND_TIMEOUT)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result

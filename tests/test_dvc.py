@@ -244,13 +244,19 @@ def test_report_says_when_the_base_has_no_metrics(repo):
 
 def test_queued_grid_runs_on_two_workers_and_shows_in_exp_show(repo):
     project.dvc(repo, "exp", "run", "--queue", "-S", "models.logreg.lr=0.01,0.02", "-S", "models.logreg.epochs=1,3")
-    project.dvc(repo, "queue", "start", "-j", "2")
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        status = project.dvc(repo, "queue", "status").stdout
-        if not any(word in status for word in ("Queued", "Running")):
-            break
-        time.sleep(3)
+    # Not captured: DVC's worker launcher keeps the caller's stdout open until the workers exit, so a
+    # captured `queue start` would wait for every experiment, and forever if a worker never stopped.
+    subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], cwd=repo, env=project.environment(),
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=120)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            status = project.dvc(repo, "queue", "status").stdout
+            if not any(word in status for word in ("Queued", "Running")):
+                break
+            time.sleep(3)
+    finally:
+        project.dvc(repo, "queue", "stop", check=False)
     assert status.count("Success") == 4, status
     shown = json.loads(project.dvc(repo, "exp", "show", "--json").stdout)
     accuracies = [exp["revs"][0]["data"]["metrics"]["metrics/logreg.json"]["data"]["test_accuracy"]

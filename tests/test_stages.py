@@ -110,7 +110,6 @@ def test_val_size_larger_than_data_is_refused(repo):
     ("lin", "precision", "fp16", 'params.yaml: models.lin.precision = "fp16": fp16 needs CUDA'),
 ])
 def test_machine_refusals_name_the_key_as_written(repo, where, key, value, message):
-    project.stage(repo, "prepare")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     (params if where == "top" else params["models"]["lin"])[key] = value
     project.write_params(repo, params)

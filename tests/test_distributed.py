@@ -1,0 +1,130 @@
+"""Training on two processes with torchrun (gloo on this CPU), on synthetic data, against one process."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from fmnist import curves, distributed
+from tests import project
+from tests.project import ROOT
+
+# fp32, so the only difference from one process is the order in which gradients are summed.
+PARAMS = {
+    "epochs": 4,
+    "val_size": 100,
+    "batch_size": 64,
+    "precision": "fp32",
+    "nproc": 2,
+    "models": {"mlp": {"arch": "mlp", "hidden": [64, 32], "optimizer": "adam", "lr": 0.002,
+                       "augment": {"crop": 2, "flip": True, "erase": 0.25}}},
+}
+MODEL = "models/mlp.pt"
+
+
+def probe(repo, *args: str, **env: str):
+    """Launch tests.ddp_probe (the train stage, instrumented) on two ranks, as the train stage launches itself."""
+    code = f"import sys; from fmnist import distributed; sys.exit(distributed.launch(2, 'tests.ddp_probe', {list(args)}))"
+    environment = {**project.environment(), "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run([sys.executable, "-c", code], cwd=repo, env=environment,
+                                  capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A project trained once on two ranks through the probe, which logged every rank's writes."""
+    repo = project.plain_project(tmp_path_factory.mktemp("ddp") / "repo", PARAMS)
+    project.stage(repo, "prepare")
+    project.stage(repo, "configure", "mlp")
+    (repo / "writes").mkdir()
+    result = probe(repo, "mlp", PROBE_LOG=str(repo / "writes"))
+    assert result.returncode == 0, result.stderr
+    return repo
+
+
+def test_only_rank_zero_writes(repo):
+    written = (repo / "writes" / "rank0.txt").read_text().split()
+    assert {MODEL, "results/mlp/curves.csv", "results/mlp/timing.json", "models/.mlp.resume.pt"} <= set(written)
+    assert not (repo / "writes" / "rank1.txt").exists()
+    assert not (repo / "models" / ".mlp.resume.pt").exists()  # removed once training completed
+
+
+def test_two_rank_runs_are_bitwise_equal_and_ignore_a_corrupt_resume_point(repo):
+    first = (repo / MODEL).read_bytes()
+    (repo / "models" / ".mlp.resume.pt").write_bytes(b"not a checkpoint")
+    result = project.stage(repo, "train", "mlp")  # nproc: 2, so the stage launches torchrun itself
+    assert "2 processes" in result.stdout
+    assert "resuming" not in result.stdout  # and no rank waits for a state rank 0 could not read
+    assert (repo / MODEL).read_bytes() == first
+
+
+def test_two_ranks_match_one_process_closely(repo, tmp_path):
+    two = curves.read(repo / "results" / "mlp" / "curves.csv")
+    single = project.plain_project(tmp_path / "single", {**PARAMS, "nproc": 1})
+    project.stage(single, "prepare")
+    project.stage(single, "configure", "mlp")
+    project.stage(single, "train", "mlp")
+    one = curves.read(single / "results" / "mlp" / "curves.csv")
+    assert [row["epoch"] for row in one] == [row["epoch"] for row in two]
+    for a, b in zip(one, two):
+        for key in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
+            assert b[key] == pytest.approx(a[key], abs=1e-4), (key, a, b)
+
+
+def test_interrupted_run_resumes_to_the_same_weights(repo):
+    expected = (repo / MODEL).read_bytes()
+    (repo / MODEL).unlink()
+    crashed = probe(repo, "mlp", "--fresh", PROBE_CRASH_EPOCH="2")  # rank 1 dies during epoch 3
+    assert crashed.returncode != 0
+    assert not (repo / MODEL).exists()
+    resumed = project.stage(repo, "train", "mlp")
+    assert "resuming after epoch 2" in resumed.stdout or "resuming after epoch 3" in resumed.stdout, resumed.stdout
+    assert (repo / MODEL).read_bytes() == expected
+
+
+def test_a_failed_rank_ends_with_its_own_one_line_error(repo):
+    os.rename(repo / "configs" / "mlp" / "train.json", repo / "train.json")
+    try:
+        result = probe(repo, "mlp")  # the ranks meet the missing file; each says so in one line
+    finally:
+        os.rename(repo / "train.json", repo / "configs" / "mlp" / "train.json")
+    assert result.returncode == 2
+    lines = set(result.stderr.strip().splitlines())
+    assert lines == {"error: configs/mlp/train.json: missing or out of date with params.yaml "
+                     "(run: python -m stages.configure mlp)"}, result.stderr
+
+
+def test_batch_size_must_split_evenly_over_the_processes(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["nproc"] = 3
+    project.write_params(repo, params)
+    try:
+        result = project.stage(repo, "configure", "mlp", check=False)
+    finally:
+        project.write_params(repo, {**params, "nproc": 2})
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: params.yaml: batch_size = 64: must be a multiple of nproc (3)"
+
+
+@pytest.mark.parametrize("size", [1, 2, 4])
+def test_the_ranks_slices_tile_each_global_batch(size):
+    batch = list(range(256))
+    parts = [batch[distributed.World(rank, size).part(len(batch))] for rank in range(size)]
+    assert sum(parts, []) == batch
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+def test_two_gpus_with_nccl_match_one_gpu_closely(tmp_path):
+    runs = {}
+    for nproc in (1, 2):
+        repo = project.plain_project(tmp_path / str(nproc), {**PARAMS, "device": "cuda", "nproc": nproc})
+        project.stage(repo, "prepare")
+        project.stage(repo, "configure", "mlp")
+        project.stage(repo, "train", "mlp")
+        runs[nproc] = curves.read(repo / "results" / "mlp" / "curves.csv")
+    for a, b in zip(runs[1], runs[2]):
+        assert b["val_loss"] == pytest.approx(a["val_loss"], abs=1e-3), (a, b)
