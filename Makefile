@@ -18,8 +18,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 repro: setup
 	dvc repro
 
+# Two workers, a test file each at a time: the DVC tests share one module-scoped repository.
 test: setup
-	python -m pytest -q
+	python -m pytest -q -n 2 --dist loadfile
 
 bench: setup
 	python -m bench.speed mlp

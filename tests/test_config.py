@@ -24,7 +24,14 @@ def with_change(path: str, value):
     return params
 
 
-DELETE = object()
+class Deleted:
+    """The value of a key removed from params.yaml; its repr names it in test ids."""
+
+    def __repr__(self) -> str:
+        return "deleted"
+
+
+DELETE = Deleted()
 
 BAD = [
     ("models.m.arch", "transformer", "models.m.arch = \"transformer\": must be one of logreg, mlp, cnn, resnet18"),

@@ -55,7 +55,8 @@ def repo(tmp_path_factory):
 
 
 def predict(repo, *args, check=True):
-    env = project.environment() | {"PYTHONPATH": str(project.ROOT)}
+    # Wide enough that rich never wraps a long temporary path inside the table's file column.
+    env = project.environment() | {"PYTHONPATH": str(project.ROOT), "COLUMNS": "400"}
     result = subprocess.run([sys.executable, "-m", "fmnist", "predict", *map(str, args)], cwd=repo.path, env=env,
                             capture_output=True, text=True)
     assert "Traceback" not in result.stderr, result.stderr
