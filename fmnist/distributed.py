@@ -70,16 +70,22 @@ def launch(nproc: int, module: str, args: list[str]) -> int:
     In this process rather than as a `torchrun` command, so a failed rank ends with its own one-line
     error and exit status instead of torchrun's traceback.
     """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
     # torchrun would set one thread per rank, with a warning; share the cores out instead.
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the ranks say what failed
+    # The ranks say what failed; torchrun's loggers each set their own level, so quiet every one.
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("torch.distributed.elastic"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     options = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", module, *args])
     try:
         run(options)
     except ChildFailedError as error:
         _, failure = error.get_first_failure()
         return failure.exitcode if failure.exitcode > 0 else 1
+    except SignalException:  # Ctrl-C or SIGTERM: torchrun has stopped the ranks; report it like any stage
+        raise KeyboardInterrupt from None
     return 0

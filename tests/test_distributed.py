@@ -1,8 +1,10 @@
 """Training on two processes with torchrun (gloo on this CPU), on synthetic data, against one process."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -83,6 +85,30 @@ def test_interrupted_run_resumes_to_the_same_weights(repo):
     resumed = project.stage(repo, "train", "mlp")
     assert "resuming after epoch 2" in resumed.stdout or "resuming after epoch 3" in resumed.stdout, resumed.stdout
     assert (repo / MODEL).read_bytes() == expected
+
+
+def test_ctrl_c_stops_every_rank_and_the_run_resumes(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    project.write_params(repo, {**params, "epochs": 300})  # long enough to interrupt after the first
+    project.stage(repo, "configure", "mlp")
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "stages.train", "mlp", "--fresh"], cwd=repo,
+                                   env=project.environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   text=True, start_new_session=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        resume = repo / "models" / ".mlp.resume.pt"
+        deadline = time.time() + 120
+        while not resume.exists() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the launcher and both ranks get it
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 130
+        assert {line for line in stderr.splitlines() if ": epoch " not in line} == {
+            "interrupted: outputs left complete or absent"}, stderr
+        assert "resuming after epoch" in project.stage(repo, "train", "mlp").stdout
+    finally:
+        project.write_params(repo, params)
+        project.stage(repo, "configure", "mlp")
 
 
 def test_a_failed_rank_ends_with_its_own_one_line_error(repo):
