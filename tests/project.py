@@ -2,8 +2,10 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -66,6 +68,24 @@ def run(cwd: Path, *command: str, check: bool = True) -> subprocess.CompletedPro
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def start(cwd: Path, *command: str, **popen) -> subprocess.Popen:
+    """Start a command in the background, with SIGINT as a terminal's foreground job has it.
+
+    A shell that started this suite in the background may have left SIGINT ignored, and an
+    ignored SIGINT is inherited down to the stages, which would then never see Ctrl-C.
+    """
+    return subprocess.Popen(command, cwd=cwd, env=environment(), stdin=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen)
+
+
+def wait_for_resume_point(repo: Path, name: str, process: subprocess.Popen, seconds: float = 120) -> None:
+    """Return once training `name` has saved its first resume point, or `process` ended, or time ran out."""
+    resume = repo / "models" / f".{name}.resume.pt"
+    deadline = time.time() + seconds
+    while not resume.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
 
 
 def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

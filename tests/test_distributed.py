@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -92,14 +91,9 @@ def test_ctrl_c_stops_every_rank_and_the_run_resumes(repo):
     project.write_params(repo, {**params, "epochs": 300})  # long enough to interrupt after the first
     project.stage(repo, "configure", "mlp")
     try:
-        process = subprocess.Popen([sys.executable, "-m", "stages.train", "mlp", "--fresh"], cwd=repo,
-                                   env=project.environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   text=True, start_new_session=True,
-                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        resume = repo / "models" / ".mlp.resume.pt"
-        deadline = time.time() + 120
-        while not resume.exists() and process.poll() is None and time.time() < deadline:
-            time.sleep(0.02)
+        process = project.start(repo, sys.executable, "-m", "stages.train", "mlp", "--fresh",
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        project.wait_for_resume_point(repo, "mlp", process)
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the launcher and both ranks get it
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 130

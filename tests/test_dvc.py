@@ -167,15 +167,9 @@ def descends_from(pid: int, ancestor: int) -> bool:
 def test_interrupted_repro_shows_changed_then_completes(repo):
     set_param(repo, "models.cnn.lr", 0.02)
     set_param(repo, "models.cnn.epochs", 60)  # ample time to interrupt after the first
-    # SIGINT as a terminal's foreground job has it: a shell that started this suite in the
-    # background may have left it ignored, and an ignored SIGINT is inherited down to the stage.
-    process = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=project.environment(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    resume = repo / "models" / ".cnn.resume.pt"
-    deadline = time.time() + 300
-    while not resume.exists() and process.poll() is None and time.time() < deadline:  # after epoch 1 of 60
-        time.sleep(0.02)
+    process = project.start(repo, sys.executable, "-m", "dvc", "repro",
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    project.wait_for_resume_point(repo, "cnn", process, seconds=300)  # after epoch 1 of 60
     # Ctrl-C as it reaches the stage: DVC runs the command apart and ignores SIGINT itself meanwhile.
     pid = training_process(process.pid)
     assert pid, "train@cnn was not running mid-training"

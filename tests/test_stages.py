@@ -200,12 +200,8 @@ def test_download_warns_when_the_named_directory_is_damaged_and_says_what_it_use
 
 def run_until_resume_point(repo, name):
     """Start training, stop it with SIGTERM once its first epoch is saved; return the process."""
-    process = subprocess.Popen([sys.executable, "-m", "stages.train", name], cwd=repo,
-                               env=project.environment(), stderr=subprocess.PIPE, text=True)
-    resume = repo / "models" / f".{name}.resume.pt"
-    deadline = time.time() + 120
-    while not resume.exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
+    process = project.start(repo, sys.executable, "-m", "stages.train", name, stderr=subprocess.PIPE, text=True)
+    project.wait_for_resume_point(repo, name, process)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)
     return process
