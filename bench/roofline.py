@@ -69,7 +69,7 @@ def main() -> None:
             peaks[runtime.dtype] = matmul_flops_per_second(runtime.dtype, runtime.device)
         flops = training_flops_per_image(models.build(cfg.arch, cfg.options))
         bound = flops * len(train) / peaks[runtime.dtype]
-        device.make_deterministic(cfg.seed)
+        device.make_deterministic(cfg.seed, cfg.compile)
         measured = measured_epoch_seconds(cfg, runtime, train.to(runtime.device), args.images)
         table.add_row(name, str(runtime.dtype).removeprefix("torch."), f"{flops / 1e6:.2f}",
                       f"{peaks[runtime.dtype] / 1e9:.0f}", f"{bound:.1f}", f"{measured:.1f}", f"{measured / bound:.1f}x")

@@ -276,8 +276,7 @@ def parse_model(name: str, entry: Any, defaults: dict[str, Any]) -> ModelConfig:
     config = replace(config, overridden=frozenset(GLOBALS) & set(entry))
     if config.warmup_epochs > config.epochs:
         raise _fail(s.key("warmup_epochs"), config.warmup_epochs, f"must not exceed epochs ({config.epochs})")
-    if config.batch_size % config.nproc:
-        raise _fail(config.key("batch_size"), config.batch_size, f"must be a multiple of nproc ({config.nproc})")
+    check_batch_split(config, config.nproc, f"nproc ({config.nproc})")
     return config
 
 
@@ -330,5 +329,10 @@ def check_machine(cfg: ModelConfig) -> None:
 
 def check_world(cfg: ModelConfig, size: int) -> None:
     """A launch by hand (torchrun on several nodes) may set more processes than nproc: batches must still split."""
-    if cfg.batch_size % size:
-        raise _fail(cfg.key("batch_size"), cfg.batch_size, f"must be a multiple of the {size} processes")
+    check_batch_split(cfg, size, f"the {size} processes")
+
+
+def check_batch_split(cfg: ModelConfig, processes: int, described: str) -> None:
+    """Every process takes an equal slice of each training batch."""
+    if cfg.batch_size % processes:
+        raise _fail(cfg.key("batch_size"), cfg.batch_size, f"must be a multiple of {described}")

@@ -68,14 +68,19 @@ def autocast(device: torch.device, dtype: torch.dtype) -> AbstractContextManager
     return torch.autocast(device.type, dtype=dtype)
 
 
-def make_deterministic(seed: int) -> None:
+def make_deterministic(seed: int, compiled: bool = False) -> None:
     """Seed every generator and ask PyTorch for deterministic kernels (CUDA ones where they exist).
 
     CUBLAS_WORKSPACE_CONFIG, which cuBLAS reads once, is set when `fmnist` is first imported.
     """
     random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    if compiled:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        # The public call also sets TorchInductor's flag, and importing TorchInductor to do so
+        # costs 1.5-2 s per stage; eager kernels read only this switch.
+        torch._C._set_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
 
 

@@ -33,15 +33,15 @@ def main() -> None:
     train, val = train.to(runtime.device), val.to(runtime.device)
     with distributed.world(runtime.device) as world:
         config.check_world(cfg, world.size)
-        device.make_deterministic(cfg.seed)
+        device.make_deterministic(cfg.seed, cfg.compile)
         trainer = engine.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, len(train), world)
-        fit(cfg, trainer, train, val, resume=not args.fresh)
+        fit(cfg, trainer, train, val, config.fingerprint(settings), resume=not args.fresh)
 
 
-def fit(cfg: config.ModelConfig, trainer: engine.Trainer, train: data.Split, val: data.Split, resume: bool) -> None:
+def fit(cfg: config.ModelConfig, trainer: engine.Trainer, train: data.Split, val: data.Split,
+        params_hash: str, resume: bool) -> None:
     """Train, resuming where an interrupted run of the same params stopped; rank 0 writes every output."""
     world, resume_path = trainer.world, paths.resume(cfg.name)
-    params_hash = config.fingerprint(config.training_settings(cfg))
     # Rank 0 decides and tells the others, so a damaged resume point cannot leave ranks waiting.
     state = world.broadcast(read_resume(resume_path, params_hash) if resume and world.main else None)
     if state:

@@ -1,6 +1,9 @@
 """Device and precision choice with torch.cuda mocked: this machine has no GPU, the logic is the same."""
 
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,3 +70,13 @@ def test_operations_without_a_deterministic_kernel_are_named_and_others_pass_thr
     assert device.determinism(torch.device("cuda", 0), ops).startswith("not bitwise")
     assert device.determinism(torch.device("cuda", 0), []).startswith("deterministic CUDA kernels")
     assert device.determinism(torch.device("cpu"), []).startswith("bitwise")
+
+
+def test_deterministic_mode_is_on_without_importing_torchinductor():
+    """Eager stages need only the kernel switch; importing TorchInductor would cost every stage seconds."""
+    script = ("import sys, torch; from fmnist import device; device.make_deterministic(0); "
+              "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(), "
+              "'torch._inductor' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).parents[1])
+    assert result.stdout.split() == ["True", "True", "False"]
