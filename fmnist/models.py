@@ -51,8 +51,8 @@ def cnn(channels: list[int], dropout: float) -> nn.Module:
 
     Each stage is a 3x3 conv, a 2x2 max-pool, batch norm and ReLU (28 -> 14 -> 7 -> 3); every stage
     after the first adds a residual pair of convolutions. Global max-pool head. Pooling before the
-    norm, as airbench does, leaves batch norm and ReLU a quarter of the pixels: a training step
-    takes about 17% less time on two cores, at the same accuracy within seed noise.
+    norm, as airbench does, leaves batch norm and ReLU a quarter of the pixels: on two cores a
+    training step took a fifth less time in bf16 and a tenth less in fp32, at the same mean accuracy.
     """
     layers: list[nn.Module] = []
     width = 1
