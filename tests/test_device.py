@@ -1,4 +1,4 @@
-"""Device and precision choice with torch.cuda mocked: this machine has no GPU, the logic is the same."""
+"""Device and precision choice with torch.cuda mocked (no GPU here; the logic is the same), and deterministic mode."""
 
 import subprocess
 import sys
