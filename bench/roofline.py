@@ -45,7 +45,7 @@ def training_flops_per_image(model: torch.nn.Module, batch: int = 32) -> float:
 
 def measured_epoch_seconds(cfg: config.ModelConfig, runtime: engine.Runtime, train: data.Split, images: int) -> float:
     subset = train.take(torch.arange(min(images, len(train))))
-    trainer = engine.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, len(subset))
+    trainer = engine.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, subset)
     trainer.train_epoch(subset, 1, Silent())  # warm-up: first-call kernel selection
     started = time.perf_counter()
     trainer.train_epoch(subset, 2, Silent())

@@ -26,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
                     "is converted the way Fashion-MNIST was made: greyscale, inverted when its "
                     "background is light, trimmed, fit into 28 x 28 and centred.")
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="an image file or a directory of them")
-    predict.add_argument("--model", help="a trained model (default: the best on reports/leaderboard.json)")
+    predict.add_argument("--model", help="a trained model (default: the best validation accuracy on reports/leaderboard.json)")
     predict.add_argument("--top", type=top_k, default=3, metavar="K", help="classes shown per picture (default 3)")
     predict.add_argument("--json", action="store_true", help="one JSON object per file instead of the table")
     predict.add_argument("--grid", type=Path, metavar="OUT.png", help="draw the pictures as the model saw them")

@@ -15,12 +15,13 @@ from fmnist.errors import ConfigError
 ARCH_OPTIONS: dict[str, dict[str, Any]] = {
     "logreg": {},
     "mlp": {"hidden": [256, 128, 64], "dropout": 0.0},
-    "cnn": {"channels": [32, 64, 128], "dropout": 0.0},
+    "cnn": {"channels": [64, 128, 128], "whiten": True, "dirac": True, "bn_scale": False, "logit_scale": 1 / 9},
     "resnet18": {"downsample": 1},
 }
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("onecycle", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+TTA_VIEWS = (1, 2, 6)  # the image; with its mirror image; both, each also shifted by a pixel both ways
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 REQUIRED = object()
 
@@ -28,7 +29,7 @@ REQUIRED = object()
 @dataclass(frozen=True)
 class Augment:
     crop: int  # pixels of padding for a random crop; 0 = off
-    flip: bool  # random horizontal flip
+    flip: bool | str  # False, True (a random half of each batch) or "alternate" (see data.augment)
     erase: float  # probability of random erasing per image
 
 
@@ -53,9 +54,14 @@ class ModelConfig:
     weight_decay: float
     scheduler: str
     warmup_epochs: float
+    warmup_from: float
+    decay_to: float
+    bias_lr_factor: float
+    decay_all: bool
     label_smoothing: float
-    ema: float
-    tta_flip: bool
+    lookahead: bool
+    whiten_bias_epochs: int
+    tta_views: int
     compile: bool
     nproc: int
     augment: Augment
@@ -77,9 +83,9 @@ class ModelConfig:
 
 
 # What evaluation reads; everything else only changes a result through the trained weights.
-EVALUATION_KEYS = ("name", "arch", "seed", "device", "precision", "eval_batch_size", "tta_flip")
+EVALUATION_KEYS = ("name", "arch", "seed", "device", "precision", "eval_batch_size", "tta_views")
 # What training never reads: its per-epoch validation runs without test-time augmentation.
-EVALUATION_ONLY = ("tta_flip",)
+EVALUATION_ONLY = ("tta_views",)
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
@@ -179,6 +185,12 @@ def boolean(key: str, value: Any) -> bool:
     return value
 
 
+def flip(key: str, value: Any) -> bool | str:
+    if not (isinstance(value, bool) or value == "alternate"):
+        raise _fail(key, value, "must be true, false or alternate")
+    return value
+
+
 def device(key: str, value: Any) -> str:
     if not isinstance(value, str) or not DEVICE_PATTERN.fullmatch(value):
         raise _fail(key, value, "must be auto, cpu, cuda or cuda:N")
@@ -210,6 +222,10 @@ OPTION_CHECKS = {
     "channels": int_list,
     "dropout": number(0, 1, high_open=True),
     "downsample": choice((1, 2, 4)),
+    "whiten": boolean,
+    "dirac": boolean,
+    "bn_scale": boolean,
+    "logit_scale": number(0, 100, low_open=True),
 }
 
 
@@ -267,9 +283,14 @@ def parse_model(name: str, entry: Any, defaults: dict[str, Any]) -> ModelConfig:
         weight_decay=s.take("weight_decay", number(0, 1), 0.0),
         scheduler=s.take("scheduler", choice(SCHEDULERS), "cosine"),
         warmup_epochs=s.take("warmup_epochs", number(0, 10000), 0.0),
+        warmup_from=s.take("warmup_from", number(0, 1), 0.0),
+        decay_to=s.take("decay_to", number(0, 1), 0.0),
+        bias_lr_factor=s.take("bias_lr_factor", number(0, 1000, low_open=True), 1.0),
+        decay_all=s.take("decay_all", boolean, False),
         label_smoothing=s.take("label_smoothing", number(0, 1, high_open=True), 0.0),
-        ema=s.take("ema", number(0, 1, high_open=True), 0.0),
-        tta_flip=s.take("tta_flip", boolean, False),
+        lookahead=s.take("lookahead", boolean, False),
+        whiten_bias_epochs=s.take("whiten_bias_epochs", integer(0, 10000), 3),
+        tta_views=s.take("tta_views", choice(TTA_VIEWS), 1),
         augment=s.take("augment", parse_augment, Augment(0, False, 0.0)),
     )
     s.finish()
@@ -284,7 +305,7 @@ def parse_augment(key: str, value: Any) -> Augment:
     s = Section(value, key)
     augment = Augment(
         crop=s.take("crop", integer(0, 14), 0),
-        flip=s.take("flip", boolean, False),
+        flip=s.take("flip", flip, False),
         erase=s.take("erase", number(0, 1), 0.0),
     )
     s.finish()

@@ -94,7 +94,7 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator | None, de
 
 def random_draws(settings: Augment) -> int:
     """How many uniform random numbers `augment` uses per image."""
-    return 2 * bool(settings.crop) + bool(settings.flip) + 5 * bool(settings.erase)
+    return 2 * bool(settings.crop) + (settings.flip is True) + 5 * bool(settings.erase)
 
 
 def epoch_randoms(steps: int, batch: int, settings: Augment, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -106,17 +106,25 @@ def epoch_randoms(steps: int, batch: int, settings: Augment, generator: torch.Ge
     return torch.rand(steps, random_draws(settings), batch, generator=generator).to(device)
 
 
-def augment(x: torch.Tensor, settings: Augment, randoms: torch.Tensor) -> torch.Tensor:
+def alternating_flips(n: int, seed: int, device: torch.device) -> torch.Tensor:
+    """airbench's alternating flip: a fixed random half of the images flipped in odd epochs, the
+    other half in even ones, so every image is seen both ways in each pair of epochs."""
+    return (torch.rand(n, generator=torch.Generator().manual_seed(seed)) < 0.5).to(device)
+
+
+def augment(x: torch.Tensor, settings: Augment, randoms: torch.Tensor, flips: torch.Tensor | None = None) -> torch.Tensor:
     """Random crop with padding, horizontal flip and random erasing, batched, on x's device.
 
-    `randoms` holds `random_draws(settings)` rows of at least len(x) uniform numbers each.
+    `randoms` holds `random_draws(settings)` rows of at least len(x) uniform numbers each; `flips`,
+    which images to mirror when `settings.flip` is "alternate".
     """
     rows = iter(randoms[:, : len(x)])
     if settings.crop:
         x = random_crop(x, settings.crop, next(rows), next(rows))
+    if settings.flip is True:
+        flips = next(rows) < 0.5
     if settings.flip:
-        flip = next(rows) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        x = torch.where(flips[:, None, None, None], x.flip(3), x)
     if settings.erase:
         x = random_erase(x, settings.erase, *(next(rows) for _ in range(5)))
     return x

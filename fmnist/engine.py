@@ -1,6 +1,5 @@
 """Training and evaluation loops: device, precision, schedule, progress. No file I/O here."""
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -10,14 +9,16 @@ import torch
 from torch import nn
 
 from fmnist.config import ModelConfig
-from fmnist.data import Split, augment, batch_indices, epoch_randoms, to_float
+from fmnist.data import Split, alternating_flips, augment, batch_indices, epoch_randoms, to_float
 from fmnist.device import autocast, resolve_device, resolve_precision
 from fmnist.distributed import World
-from fmnist.models import CONVOLUTIONAL
+from fmnist.models import CONVOLUTIONAL, Whiten
 from fmnist.progress import Reporter
 
 PROGRESS_EVERY = 10  # batches between progress updates; each one syncs with the device
 RECALIBRATION_IMAGES = 4096  # training images whose statistics batch norm takes before each evaluation
+WHITENING_IMAGES = 5000  # training images whose 2x2 patches set the whitening filters, as in airbench
+LOOKAHEAD_EVERY = 5  # steps between lookahead updates
 
 
 @dataclass(frozen=True)
@@ -59,18 +60,31 @@ def normalize(x: torch.Tensor, runtime: Runtime) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, runtime: Runtime, batch_size: int, tta_flip: bool) -> torch.Tensor:
-    """Logits (float32) for uint8 images already on the device, in large no-grad batches."""
+def predict(model: nn.Module, images: torch.Tensor, runtime: Runtime, batch_size: int, views: int = 1) -> torch.Tensor:
+    """Logits (float32) for uint8 images already on the device, in large no-grad batches,
+    averaged over `views` test-time augmentations (see `tta_logits`)."""
     model.eval()
     outputs = []
     for start in range(0, len(images), batch_size):
         x = normalize(to_float(images[start : start + batch_size]), runtime)
         with autocast(runtime.device, runtime.dtype):
-            logits = model(x).float()
-            if tta_flip:
-                logits = (logits + model(x.flip(3)).float()) / 2
-        outputs.append(logits)
+            outputs.append(tta_logits(model, x, views))
     return torch.cat(outputs)
+
+
+def tta_logits(model: nn.Module, x: torch.Tensor, views: int) -> torch.Tensor:
+    """1 view: the image. 2: the mean with its mirror image. 6: airbench's weighting, half on those
+    two, half on both shifted a pixel up-left and down-right (reflected at the border)."""
+    def mirrored(x: torch.Tensor) -> torch.Tensor:
+        return (model(x).float() + model(x.flip(3)).float()) / 2
+
+    if views == 1:
+        return model(x).float()
+    if views == 2:
+        return mirrored(x)
+    padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifted = (mirrored(padded[..., :-2, :-2]) + mirrored(padded[..., 2:, 2:])) / 2
+    return (mirrored(x) + shifted) / 2
 
 
 def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
@@ -104,50 +118,66 @@ def recalibrate_batch_norm(model: nn.Module, images: torch.Tensor, runtime: Runt
     model.train(was_training)
 
 
-class EMA:
-    """An exponential moving average of a model's weights and buffers, updated without a host sync."""
+class Lookahead:
+    """airbench's lookahead: every few steps the slow copy moves towards the weights, then the
+    weights are set to it. Its decay ramps up as (step / total)^3, so late steps average most."""
 
-    def __init__(self, model: nn.Module, decay: float):
-        self.module = copy.deepcopy(model)
-        self.decay = decay
-        self.module.requires_grad_(False)
-        # State-dict tensors share storage with the live ones, so the pairs taken here follow every
-        # in-place update of either model (optimizer steps, load_state_dict) without rebuilding.
-        pairs = list(zip(self.module.state_dict().values(), model.state_dict().values()))
-        self.averaged = [a for a, _ in pairs if a.is_floating_point()]
-        self.current = [c for a, c in pairs if a.is_floating_point()]
-        self.counters = [(a, c) for a, c in pairs if not a.is_floating_point()]  # batch norm's step counts
+    def __init__(self, model: nn.Module):
+        # State-dict tensors share storage with the live ones (buffers included: batch norm's
+        # running statistics are averaged too), so these follow every in-place update.
+        self.live = [t for t in model.state_dict().values() if t.is_floating_point()]
+        self.slow = [t.detach().clone() for t in self.live]
 
     @torch.no_grad()
-    def update(self) -> None:
-        torch._foreach_lerp_(self.averaged, self.current, 1 - self.decay)
-        for a, c in self.counters:
-            a.copy_(c)
+    def update(self, step: int, total: int) -> None:
+        """After optimizer step `step` (from 1) of `total`; the last copies the slow weights in for good."""
+        if step == total:
+            torch._foreach_copy_(self.live, self.slow)
+        elif step % LOOKAHEAD_EVERY == 0:
+            torch._foreach_lerp_(self.slow, self.live, 1 - 0.95**LOOKAHEAD_EVERY * (step / total) ** 3)
+            torch._foreach_copy_(self.live, self.slow)
 
-    def state_dict(self) -> dict:
-        return self.module.state_dict()
+    def state_dict(self) -> list[torch.Tensor]:
+        return self.slow
 
-    def load_state_dict(self, state: dict) -> None:
-        self.module.load_state_dict(state)
+    def load_state_dict(self, state: list[torch.Tensor]) -> None:
+        torch._foreach_copy_(self.slow, state)
 
 
-def lr_factor(step: int, total: int, warmup: int, shape: str) -> float:
-    """Linear warm-up, then constant, cosine, or linear ("onecycle") decay to zero."""
+def lr_factor(step: int, total: int, warmup: int, cfg: ModelConfig) -> float:
+    """Linear warm-up from `warmup_from`, then constant, cosine, or linear ("onecycle") decay to `decay_to`."""
     if step < warmup:
-        return (step + 1) / warmup
+        return cfg.warmup_from + (1 - cfg.warmup_from) * (step + 1) / warmup
     progress = (step - warmup) / max(total - warmup, 1)
-    if shape == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * progress))
-    if shape == "onecycle":
-        return 1 - progress
+    if cfg.scheduler == "cosine":
+        return cfg.decay_to + (1 - cfg.decay_to) * 0.5 * (1 + math.cos(math.pi * progress))
+    if cfg.scheduler == "onecycle":
+        return cfg.decay_to + (1 - cfg.decay_to) * (1 - progress)
     return 1.0
 
 
+def parameter_groups(model: nn.Module, cfg: ModelConfig) -> list[dict]:
+    """Weights and kernels decay; batch norm's parameters learn `bias_lr_factor` times faster.
+
+    Biases and norms decay only with `decay_all`, then at the weights' absolute rate whatever their
+    learning rate, as airbench does: PyTorch multiplies decay by the group's lr.
+    """
+    norms = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for p in m.parameters()}
+    # Frozen parameters too: the optimizer skips any without a gradient, and the whitening bias
+    # stops training part-way (Trainer.train_epoch).
+    weights = [p for p in model.parameters() if p.ndim > 1]
+    biases = [p for p in model.parameters() if p.ndim <= 1 and id(p) not in norms]
+    norm_params = [p for p in model.parameters() if id(p) in norms]
+    decay = cfg.weight_decay if cfg.decay_all else 0.0
+    return [
+        {"params": weights, "weight_decay": cfg.weight_decay},
+        {"params": biases, "weight_decay": decay},
+        {"params": norm_params, "lr": cfg.lr * cfg.bias_lr_factor, "weight_decay": decay / cfg.bias_lr_factor},
+    ]
+
+
 def make_optimizer(model: nn.Module, cfg: ModelConfig) -> torch.optim.Optimizer:
-    # Weight decay on weight matrices and kernels only; decaying norms and biases hurts.
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [group for group in parameter_groups(model, cfg) if group["params"]]
     # One fused kernel per step, not a loop over tensors: the small models are bound by per-step overhead.
     if cfg.optimizer == "sgd":
         nesterov = cfg.nesterov and cfg.momentum > 0
@@ -160,20 +190,24 @@ def make_optimizer(model: nn.Module, cfg: ModelConfig) -> torch.optim.Optimizer:
 class Trainer:
     """Holds everything that changes during training, so a run can stop after any epoch and resume."""
 
-    def __init__(self, model: nn.Module, cfg: ModelConfig, runtime: Runtime, train_size: int, world: World = World()):
+    def __init__(self, model: nn.Module, cfg: ModelConfig, runtime: Runtime, train: Split, world: World = World()):
         self.cfg, self.runtime, self.world = cfg, runtime, world
         self.model = runtime.place(model)
+        self.whitening = [m for m in self.model.modules() if isinstance(m, Whiten)]
+        for m in self.whitening:
+            m.fit(normalize(to_float(train.images[:WHITENING_IMAGES]), runtime))
         # Batch norm stays per rank: SyncBatchNorm has no CPU kernel, and evaluation recomputes the statistics.
         self.forward = nn.parallel.DistributedDataParallel(self.model) if world.size > 1 else self.model
         self.forward = torch.compile(self.forward) if cfg.compile else self.forward
-        self.steps_per_epoch = train_size // cfg.batch_size or 1
-        total = self.steps_per_epoch * cfg.epochs
+        self.steps_per_epoch = len(train) // cfg.batch_size or 1
+        self.total_steps = self.steps_per_epoch * cfg.epochs
         warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
         self.optimizer = make_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, total, warmup, cfg.scheduler)
+            self.optimizer, lambda step: lr_factor(step, self.total_steps, warmup, cfg)
         )
-        self.ema = EMA(self.model, cfg.ema) if cfg.ema else None
+        self.lookahead = Lookahead(self.model) if cfg.lookahead else None
+        self.flips = alternating_flips(len(train), cfg.seed + 3, runtime.device) if cfg.augment.flip == "alternate" else None
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (it is then a no-op).
         self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.dtype == torch.float16)
@@ -183,22 +217,18 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] = {}
         self.best_accuracy = -1.0
 
-    @property
-    def eval_model(self) -> nn.Module:
-        return self.ema.module if self.ema else self.model
-
     def fit(self, train: Split, val: Split, reporter: Reporter, on_epoch: Callable[["Trainer"], None] = lambda t: None) -> None:
         """Train from the current epoch to the last; `on_epoch` runs after each (to save a resume point)."""
         for epoch in range(len(self.history) + 1, self.cfg.epochs + 1):
             started = time.perf_counter()
             train_loss, train_accuracy = self.train_epoch(train, epoch, reporter)
             self.recalibrate_batch_norm(train)
-            # No flip test-time augmentation here: it would double the cost of every epoch's check.
-            logits = predict(self.eval_model, val.images, self.runtime, self.cfg.eval_batch_size, tta_flip=False)
+            # No test-time augmentation here: it would multiply the cost of every epoch's check.
+            logits = predict(self.model, val.images, self.runtime, self.cfg.eval_batch_size)
             val_loss, val_accuracy = loss_and_accuracy(logits, val.labels)
             if val_accuracy > self.best_accuracy:
                 self.best_accuracy = val_accuracy
-                self.best_state = {k: v.detach().cpu().clone() for k, v in self.eval_model.state_dict().items()}
+                self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
             log = EpochLog(epoch, train_loss, train_accuracy, val_loss, val_accuracy,
                            self.scheduler.get_last_lr()[0], time.perf_counter() - started)
             self.history.append(log)
@@ -207,10 +237,12 @@ class Trainer:
 
     def recalibrate_batch_norm(self, train: Split) -> None:
         images = train.images[:RECALIBRATION_IMAGES]
-        recalibrate_batch_norm(self.eval_model, images, self.runtime, self.cfg.eval_batch_size)
+        recalibrate_batch_norm(self.model, images, self.runtime, self.cfg.eval_batch_size)
 
     def train_epoch(self, train: Split, epoch: int, reporter: Reporter) -> tuple[float, float]:
         self.model.train()
+        for m in self.whitening:  # its bias trains early on only, as in airbench: later it only costs time
+            m.bias.requires_grad_(epoch <= self.cfg.whiten_bias_epochs)
         # Dropping the last partial batch keeps batch norm away from tiny batches.
         batches = batch_indices(len(train), self.cfg.batch_size, self.shuffle_rng, self.runtime.device)
         batches = batches[: self.steps_per_epoch]
@@ -221,7 +253,8 @@ class Trainer:
         for i, index in enumerate(batches, 1):
             mine = self.world.part(len(index))  # all ranks draw the same batch; each takes its slice
             index = index[mine]
-            x = augment(to_float(train.images[index]), self.cfg.augment, randoms[i - 1][:, mine])
+            flips = self.flips[index] ^ (epoch % 2 == 0) if self.flips is not None else None
+            x = augment(to_float(train.images[index]), self.cfg.augment, randoms[i - 1][:, mine], flips)
             y = train.labels[index]
             with autocast(self.runtime.device, self.runtime.dtype):
                 logits = self.forward(normalize(x, self.runtime))
@@ -231,8 +264,8 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
-            if self.ema:
-                self.ema.update()
+            if self.lookahead:
+                self.lookahead.update((epoch - 1) * self.steps_per_epoch + i, self.total_steps)
             totals[0] += loss.detach() * len(y)
             totals[1] += (logits.argmax(1) == y).sum()
             totals[2] += len(y)
@@ -247,7 +280,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "ema": self.ema.state_dict() if self.ema else {},
+            "lookahead": self.lookahead.state_dict() if self.lookahead else [],
             "shuffle_rng": self.shuffle_rng.get_state(),
             "augment_rng": self.augment_rng.get_state(),
             "torch_rng": torch.get_rng_state(),
@@ -263,8 +296,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        if self.ema:
-            self.ema.load_state_dict(state["ema"])
+        if self.lookahead:
+            self.lookahead.load_state_dict(state["lookahead"])
         self.shuffle_rng.set_state(state["shuffle_rng"])
         self.augment_rng.set_state(state["augment_rng"])
         torch.set_rng_state(state["torch_rng"])

@@ -24,7 +24,7 @@ def main() -> None:
 
     model = runtime.place(model)
     with device.nondeterministic_ops() as nondeterministic:
-        logits = engine.predict(model, test.images.to(runtime.device), runtime, cfg.eval_batch_size, cfg.tta_flip).cpu()
+        logits = engine.predict(model, test.images.to(runtime.device), runtime, cfg.eval_batch_size, cfg.tta_views).cpu()
     predicted = logits.argmax(1)
     counts = metrics.confusion(test.labels, predicted, len(data.CLASSES))
     loss = torch.nn.functional.cross_entropy(logits, test.labels).item()

@@ -34,7 +34,7 @@ def main() -> None:
     with distributed.world(runtime.device) as world:
         config.check_world(cfg, world.size)
         device.make_deterministic(cfg.seed, cfg.compile)
-        trainer = engine.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, len(train), world)
+        trainer = engine.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, train, world)
         fit(cfg, trainer, train, val, config.fingerprint(settings), resume=not args.fresh)
 
 

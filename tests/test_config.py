@@ -58,6 +58,8 @@ BAD = [
     ("models.m.augment", [1], "models.m.augment must be a mapping, got [1]"),
     ("models.m.augment", {"rotate": 10}, "models.m.augment.rotate: unknown key"),
     ("models.m.augment", {"crop": -1}, "models.m.augment.crop = -1: must be an integer in [0, 14]"),
+    ("models.m.augment", {"flip": 1}, "models.m.augment.flip = 1: must be true, false or alternate"),
+    ("models.m.tta_views", 3, "models.m.tta_views = 3: must be one of 1, 2, 6"),
     ("models.m.dropout", 1.0, "models.m.dropout = 1.0: must be a number in [0, 1)"),
     ("models.m.label_smoothing", 2, "models.m.label_smoothing = 2: must be a number in [0, 1)"),
     ("models.m.warmup_epochs", 5, "models.m.warmup_epochs = 5.0: must not exceed epochs (2)"),
@@ -125,7 +127,7 @@ def test_a_global_the_model_overrides_leaves_its_training_settings_unchanged():
 
 
 def test_an_evaluation_only_setting_is_not_a_training_setting():
-    flipped = config.parse(with_change("models.m.tta_flip", True)).models["m"]
+    flipped = config.parse(with_change("models.m.tta_views", 2)).models["m"]
     plain = config.parse(GOOD).models["m"]
     assert config.training_settings(flipped) == config.training_settings(plain)
     assert config.evaluation_settings(flipped) != config.evaluation_settings(plain)

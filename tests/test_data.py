@@ -67,6 +67,16 @@ def test_augment_is_seeded_and_keeps_shape():
     assert not torch.equal(a, x)
 
 
+def test_alternating_flip_shows_every_image_both_ways_in_two_epochs():
+    flips = data.alternating_flips(1000, seed=3, device=torch.device("cpu"))
+    assert 400 < flips.sum() < 600 and torch.equal(flips, data.alternating_flips(1000, 3, torch.device("cpu")))
+    x = torch.rand(1000, 1, 28, 28)
+    settings = Augment(crop=0, flip="alternate", erase=0.0)
+    odd, even = (data.augment(x, settings, torch.empty(0, 1000), flips ^ second) for second in (False, True))
+    flipped_once = (odd == x.flip(3)).flatten(1).all(1) ^ (even == x.flip(3)).flatten(1).all(1)
+    assert flipped_once.all() and data.random_draws(settings) == 0
+
+
 def test_an_epochs_randoms_are_one_draw_with_a_row_per_use():
     settings = Augment(crop=2, flip=True, erase=0.5)
     assert data.random_draws(settings) == 8 and data.random_draws(Augment(0, False, 0.0)) == 0

@@ -102,7 +102,7 @@ def test_a_global_that_some_models_override_does_not_retrain_them(repo):
 
 
 def test_a_param_only_evaluation_reads_does_not_retrain(repo):
-    result = project.dvc(repo, "exp", "run", "-S", "models.cnn.tta_flip=false")
+    result = project.dvc(repo, "exp", "run", "-S", "models.cnn.tta_views=2")
     assert ran(result.stdout) == {"configure@cnn", "evaluate@cnn", "summarize"}
     assert "Stage 'train@cnn' didn't change, skipping" in result.stdout
 

@@ -21,14 +21,14 @@ RUNTIME = engine.Runtime(torch.device("cpu"), torch.float32, mean=0.3, std=0.3, 
 
 def trainer(epochs: int) -> engine.Trainer:
     cfg = config.parse({"epochs": epochs, "batch_size": 32, "device": "cpu", "precision": "fp32", "models": {
-        "m": {"arch": "mlp", "hidden": [32], "lr": 0.01, "augment": {"flip": True, "erase": 0.2}},
+        "m": {"arch": "mlp", "hidden": [32], "lr": 0.01, "lookahead": True, "augment": {"flip": "alternate", "erase": 0.2}},
     }}).models["m"]
     device.make_deterministic(cfg.seed)
-    return engine.Trainer(models.build(cfg.arch, cfg.options), cfg, RUNTIME, len(TRAIN))
+    return engine.Trainer(models.build(cfg.arch, cfg.options), cfg, RUNTIME, TRAIN)
 
 
 def train_loss(model: torch.nn.Module) -> float:
-    return engine.loss_and_accuracy(engine.predict(model, TRAIN.images, RUNTIME, 256, tta_flip=False), TRAIN.labels)[0]
+    return engine.loss_and_accuracy(engine.predict(model, TRAIN.images, RUNTIME, 256), TRAIN.labels)[0]
 
 
 def test_one_epoch_lowers_the_loss():
@@ -83,11 +83,51 @@ def test_batch_norm_statistics_are_recomputed_from_the_images():
     assert norm.momentum == 0.1 and not model.training and not norm.training  # left as it was found
 
 
-def test_ema_moves_each_weight_towards_the_model_by_one_minus_decay():
+def test_lookahead_pulls_the_weights_to_the_slow_copy_every_few_steps_and_keeps_it_at_the_end():
     model = torch.nn.Linear(3, 2)
-    ema = engine.EMA(model, decay=0.9)
-    start = ema.module.weight.clone()
+    lookahead = engine.Lookahead(model)
+    slow = model.weight.detach().clone()
     with torch.no_grad():
         model.weight.add_(1.0)
-    ema.update()
-    assert torch.allclose(ema.module.weight, start + 0.1)
+    lookahead.update(step=4, total=10)  # not a multiple of 5: nothing happens
+    assert torch.equal(model.weight, slow + 1)
+    lookahead.update(step=5, total=10)
+    decay = 0.95**5 * 0.5**3
+    assert torch.allclose(model.weight, slow + (1 - decay)) and torch.equal(lookahead.slow[0], model.weight)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    lookahead.update(step=10, total=10)  # the last step: the slow weights, unmoved
+    assert torch.allclose(model.weight, slow + (1 - decay))
+
+
+def config_with(**settings) -> config.ModelConfig:
+    return config.parse({"models": {"m": {"arch": "cnn", "lr": 2.0, **settings}}}).models["m"]
+
+
+def test_the_schedule_warms_up_from_and_decays_to_the_given_factors():
+    cfg = config_with(scheduler="onecycle", warmup_from=0.2, decay_to=0.07)
+    factors = [engine.lr_factor(step, 100, 23, cfg) for step in range(100)]
+    assert factors[0] == pytest.approx(0.2 + 0.8 / 23) and factors[22] == 1.0
+    assert factors[-1] == pytest.approx(0.07 + 0.93 / 77) and factors == sorted(factors[:23]) + sorted(factors[23:], reverse=True)
+
+
+def test_batch_norm_parameters_learn_faster_and_decay_at_the_same_absolute_rate():
+    cfg = config_with(weight_decay=0.01, bias_lr_factor=64, decay_all=True)
+    model = models.build(cfg.arch, cfg.options)
+    weights, biases, norms = engine.parameter_groups(model, cfg)
+    assert norms["lr"] == 2.0 * 64 and norms["lr"] * norms["weight_decay"] == pytest.approx(2.0 * 0.01)
+    assert biases["weight_decay"] == weights["weight_decay"] == 0.01
+    assert len(norms["params"]) == 2 * 6 and all(p.ndim == 1 for p in norms["params"])  # 6 batch norms
+    assert engine.parameter_groups(model, config_with(weight_decay=0.01))[1]["weight_decay"] == 0.0
+
+
+def test_six_view_tta_averages_the_mirror_and_the_shifted_views():
+    x = torch.randn(4, 1, 28, 28)
+    mean_pixel = lambda x: x.mean((1, 2, 3))[:, None]  # noqa: E731 - unchanged by flips, changed by shifts
+    views = {n: engine.tta_logits(mean_pixel, x, n) for n in (1, 2, 6)}
+    assert torch.allclose(views[1], views[2])
+    shifted = [torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")[..., a : a + 28, a : a + 28] for a in (0, 2)]
+    expected = 0.5 * mean_pixel(x) + 0.25 * (mean_pixel(shifted[0]) + mean_pixel(shifted[1]))
+    assert torch.allclose(views[6], expected)
+    left_half = lambda x: x[..., :14].sum((1, 2, 3))[:, None]  # noqa: E731 - changed by a flip
+    assert torch.allclose(engine.tta_logits(left_half, x, 2), (left_half(x) + left_half(x.flip(3))) / 2)

@@ -24,7 +24,7 @@ def test_training_steps_lower_the_loss(arch):
     torch.manual_seed(0)
     cfg = config.parse({"models": {"m": {"arch": arch, "lr": 0.01, "optimizer": "adam"}}}).models["m"]
     if arch == "cnn":
-        cfg = config.parse({"models": {"m": {"arch": arch, "lr": 0.01, "optimizer": "adam", "channels": [8]}}}).models["m"]
+        cfg = config.parse({"models": {"m": {"arch": arch, "lr": 0.01, "optimizer": "adam", "channels": [8], "whiten": False}}}).models["m"]
     model = models.build(cfg.arch, cfg.options)
     optimizer = engine.make_optimizer(model, cfg)
     x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
@@ -39,11 +39,29 @@ def test_training_steps_lower_the_loss(arch):
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():
-    shape = [engine.lr_factor(step, 10, 2, "onecycle") for step in range(10)]
-    assert shape[:2] == [0.5, 1.0]
-    assert shape[2] == 1.0 and shape[-1] == pytest.approx(1 / 8)
-    assert engine.lr_factor(5, 10, 0, "cosine") == pytest.approx(0.5)
-    assert engine.lr_factor(9, 10, 0, "constant") == 1.0
+    shape = lambda name: config.parse({"models": {"m": {"arch": "logreg", "lr": 1, "scheduler": name}}}).models["m"]  # noqa: E731
+    factors = [engine.lr_factor(step, 10, 2, shape("onecycle")) for step in range(10)]
+    assert factors[:2] == [0.5, 1.0]
+    assert factors[2] == 1.0 and factors[-1] == pytest.approx(1 / 8)
+    assert engine.lr_factor(5, 10, 0, shape("cosine")) == pytest.approx(0.5)
+    assert engine.lr_factor(9, 10, 0, shape("constant")) == 1.0
+
+
+def test_whitening_decorrelates_the_training_patches():
+    x = torch.rand(64, 1, 28, 28).cumsum(3) / 28  # neighbouring pixels strongly correlated
+    whiten = models.Whiten()
+    whiten.fit(x, eps=1e-9)
+    with torch.no_grad():
+        features = torch.nn.functional.conv2d(x, whiten.weight[:4]).permute(0, 2, 3, 1).reshape(-1, 4).double()
+    covariance = torch.cov(features.T)
+    assert torch.allclose(covariance, torch.eye(4, dtype=torch.float64), atol=1e-3)
+    assert torch.equal(whiten.weight[4:], -whiten.weight[:4]) and not whiten.weight.requires_grad
+
+
+def test_dirac_makes_the_first_filters_the_identity():
+    layer = models.conv(4, 8, dirac=True)
+    x = torch.randn(2, 4, 6, 6)
+    assert torch.allclose(layer(x)[:, :4], x)
 
 
 def test_metrics_match_hand_computed_values():

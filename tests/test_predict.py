@@ -19,7 +19,7 @@ REAL = (sources.DEBIAN_DIR / idx.TEST_IMAGES.gz_name).is_file()
 PARAMS = {
     "device": "auto",
     "models": {"tiny": {"arch": "mlp", "hidden": [128, 64], "optimizer": "adam", "lr": 0.002,
-                        "epochs": 3, "augment": {"flip": True}, "tta_flip": True}},
+                        "epochs": 3, "augment": {"flip": True}, "tta_views": 2}},
 }
 
 
@@ -35,7 +35,8 @@ def real_or_synthetic() -> tuple[data.Split, data.Split]:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """A project directory holding one trained model, its params and a leaderboard naming it best."""
+    """A project directory holding one trained model, its params and a leaderboard naming it best
+    on validation, below an untrained model listed first (as if best on test)."""
     path = tmp_path_factory.mktemp("repo")
     train, test = real_or_synthetic()
     train, test = (data.Split(s.images.reshape(-1, 1, 28, 28), s.labels.long()) for s in (train, test))
@@ -43,14 +44,14 @@ def repo(tmp_path_factory):
     pixels = train.images.double() / 255
     runtime = engine.Runtime.create(cfg, pixels.mean().item(), pixels.std().item())
     device.make_deterministic(cfg.seed)
-    trainer = engine.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, len(train))
+    trainer = engine.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, train)
     trainer.fit(train.to(runtime.device), test.take(torch.arange(1000)).to(runtime.device), Silent())
     checkpoint.save(path / "models" / "tiny.pt", trainer.best_state, cfg.arch, cfg.options,
                     runtime.mean, runtime.std, 1, trainer.best_accuracy, [])
     (path / "params.yaml").write_text(yaml.safe_dump(PARAMS | {"models": PARAMS["models"] | {
         "untrained": {"arch": "logreg", "lr": 0.01}}}))
     (path / "reports").mkdir()
-    (path / "reports" / "leaderboard.json").write_text(json.dumps([{"model": "tiny"}, {"model": "untrained"}]))
+    (path / "reports" / "leaderboard.json").write_text(json.dumps([{"model": "untrained", "best_val_accuracy": 0.5}, {"model": "tiny", "best_val_accuracy": 0.9}]))
     return SimpleNamespace(path=path, test=test)
 
 
@@ -77,7 +78,7 @@ def evaluate_probabilities(repo, images_: torch.Tensor) -> torch.Tensor:
     runtime = engine.Runtime.create(cfg, saved["normalization"]["mean"], saved["normalization"]["std"])
     device.make_deterministic(cfg.seed)
     model = runtime.place(model)
-    logits = engine.predict(model, images_.to(runtime.device), runtime, cfg.eval_batch_size, cfg.tta_flip)
+    logits = engine.predict(model, images_.to(runtime.device), runtime, cfg.eval_batch_size, cfg.tta_views)
     return logits.softmax(1).cpu()
 
 

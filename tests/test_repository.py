@@ -131,3 +131,9 @@ def test_each_stage_runs_its_own_script():
     for name in PIPELINE["stages"]:
         assert declared(name)["cmd"].startswith(f"python -m stages.{name}")
         assert f"stages/{name}.py" in declared(name)["deps"]
+
+
+def test_the_readme_results_table_is_the_committed_leaderboard():
+    """The README's figures cannot go stale: its table is summarize's leaderboard, line for line."""
+    board = (ROOT / paths.REPORTS / "leaderboard.md").read_text()
+    assert board in (ROOT / "README.md").read_text()

@@ -20,8 +20,8 @@ TINY = {
     "batch_size": 64,
     "models": {
         "lin": {"arch": "logreg", "lr": 0.01},
-        "conv": {"arch": "cnn", "channels": [4, 8], "lr": 0.01, "dropout": 0.1,
-                 "augment": {"crop": 2, "flip": True, "erase": 0.2}, "tta_flip": True},
+        "conv": {"arch": "cnn", "channels": [4, 8], "lr": 0.01, "lookahead": True,
+                 "augment": {"crop": 2, "flip": "alternate", "erase": 0.2}, "tta_views": 6},
     },
 }
 
@@ -133,8 +133,8 @@ def test_configure_starts_without_torch(repo):
     code = "import runpy, sys; runpy.run_module('stages.configure', run_name='__main__'); print('torch' in sys.modules)"
     result = project.run(repo, sys.executable, "-c", code)
     assert result.stdout.strip().splitlines()[-1] == "False"
-    assert json.loads((repo / "configs" / "conv" / "evaluate.json").read_text())["tta_flip"] is True
-    assert "tta_flip" not in json.loads((repo / "configs" / "conv" / "train.json").read_text())
+    assert json.loads((repo / "configs" / "conv" / "evaluate.json").read_text())["tta_views"] == 6
+    assert "tta_views" not in json.loads((repo / "configs" / "conv" / "train.json").read_text())
 
 
 def test_train_subset_larger_than_data_is_refused(repo):
