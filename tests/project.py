@@ -25,7 +25,7 @@ SMALL_PARAMS = {
         "logreg": {"epochs": 2},
         "mlp_small": {"epochs": 2},
         "mlp": {"epochs": 2},
-        "cnn": {"channels": [4, 8], "batch_size": 64},
+        "cnn": {"channels": [4, 8], "batch_size": 64, "warmup_epochs": 0.2},
         "resnet18": {"epochs": 1, "downsample": 4},
     },
 }
