@@ -33,10 +33,11 @@ class Case:
     targets: tuple[float, ...]  # test accuracies to time
     usual_epochs: int  # the most epochs the tutorial script gets
     usual_model: str  # "tutorial" (the tutorial's CNN) or "same" (the project model's architecture)
-    race: dict = field(default_factory=dict)  # overrides of the model's params: the fastest recipe to targets[0]
+    race: dict = field(default_factory=dict)  # overrides of the model's params: the recipe that races to targets[0]
 
 
-# The fastest cnn recipe to 91% found on validation accuracy: narrower, shorter, no test-time shifts.
+# A shorter cnn recipe for the race to 91%: narrower, 3 epochs, no test-time shifts. A first guess,
+# not yet checked on validation (docs/benchmarks.md).
 FAST_CNN = {"channels": [32, 64, 64], "epochs": 3, "warmup_epochs": 0.7, "tta_views": 2}
 
 CASES = {
