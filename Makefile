@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test bench gpu-check clean
+.PHONY: setup repro test test-fast schema bench gpu-check clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,14 @@ repro: setup
 # Two workers, a test file each at a time: the DVC tests share one module-scoped repository.
 test: setup
 	python -m pytest -q -n 2 --dist loadfile
+
+# The edit-test loop: everything but the end-to-end tests, in under a minute.
+test-fast: setup
+	python -m pytest -q -m "not e2e"
+
+# After changing a setting's declaration in fmnist/config.py.
+schema: setup
+	python -m fmnist.schema
 
 bench: setup
 	python -m bench.speed mlp

@@ -4,7 +4,8 @@
 2. the whole default pipeline as plain Python stages on the GPU, twice, in two scratch copies of
    this repository, and whether the two runs gave the same weights and metrics;
 3. the README's full-resolution ResNet-18 recipe.
-Then one table: per-stage wall time, training images/s, peak GPU memory and test accuracy.
+Then one Markdown table to paste into an issue: per-stage wall time, training images/s, peak GPU
+memory and test accuracy.
 """
 
 import hashlib
@@ -83,6 +84,10 @@ def model_rows(repo: Path, seconds: dict[str, float]) -> list[list[str]]:
     return rows
 
 
+def markdown_row(cells) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
 def main() -> None:
     import torch
 
@@ -104,21 +109,17 @@ def main() -> None:
     full = scratch_copy(raw, params)
     full_seconds = run_pipeline(full, only={"resnet18"})
 
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"GPU check: {torch.cuda.get_device_name(0)}")
-    for column in ("model", "train s", "evaluate s", "train img/s", "peak GPU MiB", "test acc"):
-        table.add_column(column, justify="right")
+    # Markdown, so the whole report pastes into an issue or a pull request as it is.
+    print(f"\n### GPU check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}\n")
+    print(markdown_row(("model", "train s", "evaluate s", "train img/s", "peak GPU MiB", "test acc")))
+    print(markdown_row(("---",) * 6))
     for row in model_rows(runs[0][0], runs[0][1]):
-        table.add_row(*row)
+        print(markdown_row(row))
     for row in model_rows(full, full_seconds):
-        table.add_row(row[0] + " (full resolution)", *row[1:])
-    console = Console(width=120)
-    console.print(table)
-    console.print(f"default pipeline: {runs[0][2]:.0f} s and {runs[1][2]:.0f} s; the two runs "
-                  + ("matched (weights and metrics identical)" if matched else "DIFFERED"))
-    console.print(f"CUDA tests: {'passed' if tests.returncode == 0 else 'FAILED'}")
+        print(markdown_row([row[0] + " (full resolution)", *row[1:]]))
+    print(f"\nDefault pipeline as plain Python: {runs[0][2]:.0f} s and {runs[1][2]:.0f} s; the two runs "
+          + ("matched (weights and metrics identical)." if matched else "DIFFERED."))
+    print(f"CUDA tests (pytest -m cuda): {'passed' if tests.returncode == 0 else 'FAILED'}.")
     if tests.returncode or not matched:
         raise SystemExit(1)
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
-from fmnist import config, data, device, engine, models, paths
+from fmnist import config, data, device, inference, models, paths, settings, training
 from fmnist.progress import Silent
 
 
@@ -43,9 +43,9 @@ def training_flops_per_image(model: torch.nn.Module, batch: int = 32) -> float:
     return counter.get_total_flops() / batch
 
 
-def measured_epoch_seconds(cfg: config.ModelConfig, runtime: engine.Runtime, train: data.Split, images: int) -> float:
+def measured_epoch_seconds(cfg: settings.Training, runtime: inference.Runtime, train: data.Split, images: int) -> float:
     subset = train.take(torch.arange(min(images, len(train))))
-    trainer = engine.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, subset)
+    trainer = training.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, subset)
     trainer.train_epoch(subset, 1, Silent())  # warm-up: first-call kernel selection
     started = time.perf_counter()
     trainer.train_epoch(subset, 2, Silent())
@@ -63,8 +63,9 @@ def main() -> None:
     for column in ("model", "precision", "MFLOP/image", "matmul GFLOP/s", "bound s/epoch", "measured s/epoch", "ratio"):
         table.add_column(column, justify="right")
     peaks: dict[torch.dtype, float] = {}
-    for name, cfg in config.load().models.items():
-        runtime = engine.Runtime.create(cfg, stats["mean"], stats["std"])
+    for name, model in config.load().models.items():
+        cfg = model.training
+        runtime = inference.Runtime.create(cfg, stats["mean"], stats["std"])
         if runtime.dtype not in peaks:
             peaks[runtime.dtype] = matmul_flops_per_second(runtime.dtype, runtime.device)
         flops = training_flops_per_image(models.build(cfg.arch, cfg.options))

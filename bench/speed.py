@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import usual
-from fmnist import config, data, device, engine, models, paths
+from fmnist import config, data, device, inference, models, paths, training
 from fmnist.progress import Silent
 
 
@@ -38,7 +38,7 @@ class Case:
 
 # A shorter cnn recipe for the race to 91%: narrower, 3 epochs, no test-time shifts. A first guess,
 # not yet checked on validation (docs/benchmarks.md).
-FAST_CNN = {"channels": [32, 64, 64], "epochs": 3, "warmup_epochs": 0.7, "tta_views": 2}
+FAST_CNN = {"channels": [32, 64, 64], "epochs": 3, "tta_views": 2}
 
 CASES = {
     "cnn": Case("cnn", (0.91, 0.93, 0.94), 6, "tutorial", race=FAST_CNN),
@@ -46,7 +46,7 @@ CASES = {
 }
 
 
-def with_overrides(name: str, overrides: dict) -> config.ModelConfig:
+def with_overrides(name: str, overrides: dict) -> config.Model:
     """The model's params.yaml section with `overrides`, validated like any params.yaml."""
     raw = yaml.safe_load(Path("params.yaml").read_text())
     raw["models"][name].update(overrides)
@@ -57,22 +57,23 @@ def as_options(name: str, overrides: dict) -> str:
     return " ".join(f"-S 'models.{name}.{key}={json.dumps(value)}'" for key, value in overrides.items())
 
 
-def ours(cfg: config.ModelConfig, target: float):
+def ours(model: config.Model, target: float):
     """The project's path (splits as tensors on the device, batched augmentation), until `target`."""
+    cfg, views = model.training, model.evaluation.tta_views
     stats = json.loads(paths.STATS.read_text())
-    runtime = engine.Runtime.create(cfg, stats["mean"], stats["std"])
+    runtime = inference.Runtime.create(cfg, stats["mean"], stats["std"])
     train = data.load_split(paths.PREPARED, "train").to(runtime.device)
     test = data.load_split(paths.PREPARED, "test").to(runtime.device)
     device.make_deterministic(cfg.seed, cfg.compile)
-    trainer = engine.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, train)
+    trainer = training.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, train)
     seconds = 0.0
     for epoch in range(1, cfg.epochs + 1):
         started = time.perf_counter()
         trainer.train_epoch(train, epoch, Silent())
         trainer.recalibrate_batch_norm(train)
         seconds += time.perf_counter() - started
-        logits = engine.predict(trainer.model, test.images, runtime, cfg.eval_batch_size, cfg.tta_views)  # not timed
-        accuracy = engine.loss_and_accuracy(logits, test.labels)[1]
+        logits = inference.predict(trainer.model, test.images, runtime, cfg.eval_batch_size, views)  # not timed
+        accuracy = inference.loss_and_accuracy(logits, test.labels)[1]
         yield epoch, seconds, trainer.steps_per_epoch * cfg.batch_size, accuracy
         if accuracy >= target:
             return
@@ -121,7 +122,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("case", choices=CASES)
     case = CASES[parser.parse_args().case]
-    cfg = config.load_model(case.model)
+    model = config.pick(config.load(), case.model)
+    cfg = model.training
     where = device.describe(device.resolve_device(cfg.device))
     print(f"{case.model}: {cfg.arch} {cfg.options} on {where}; targets {', '.join(f'{t:.1%}' for t in case.targets)}")
 
@@ -129,7 +131,7 @@ def main() -> None:
     baseline_model = usual.tutorial_cnn() if case.usual_model == "tutorial" else models.build(cfg.arch, cfg.options)
     baseline = race("tutorial", usual.train(baseline_model, paths.RAW, max(case.targets), case.usual_epochs, cfg.seed),
                     case.targets)
-    project = race("ours", ours(cfg, max(case.targets)), case.targets)
+    project = race("ours", ours(model, max(case.targets)), case.targets)
     fast = None
     if case.race:
         print(f"race to {case.targets[0]:.0%}, params.yaml with: {as_options(case.model, case.race)}")

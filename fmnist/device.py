@@ -1,7 +1,9 @@
 """The hardware a run uses: device, numeric precision, and the switches that make it repeatable."""
 
+import fcntl
 import os
 import random
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -9,28 +11,82 @@ from pathlib import Path
 
 import torch
 
+from fmnist.settings import Settings
+
+
+def check_machine(cfg: Settings, nproc: int = 1) -> None:
+    """Refuse a device or precision this machine lacks, naming the key where params.yaml sets it."""
+    cuda = torch.cuda.is_available()
+    if cfg.device.startswith("cuda"):
+        if not cuda:
+            raise cfg.refuse("device", "CUDA is not available here (use auto or cpu)")
+        index = int(cfg.device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise cfg.refuse("device", f"only {torch.cuda.device_count()} CUDA device(s) here")
+        if ":" in cfg.device and nproc > 1:
+            raise cfg.refuse("device", f"names one GPU, but nproc is {nproc} (use auto or cuda)")
+    if cuda and cfg.device != "cpu" and nproc > torch.cuda.device_count():
+        raise cfg.refuse("nproc", f"only {torch.cuda.device_count()} CUDA device(s) here")
+    on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not cuda)
+    if cfg.precision == "fp16" and on_cpu:
+        raise cfg.refuse("precision", "fp16 needs CUDA (use auto, fp32 or bf16 on CPU)")
+
 
 def resolve_device(spec: str) -> torch.device:
-    """auto = this process's GPU (see `pick_gpu`) when CUDA is present, else the CPU."""
-    if spec == "auto":
-        return torch.device("cuda", pick_gpu()) if torch.cuda.is_available() else torch.device("cpu")
-    return torch.device(spec)
+    """The device a spec names, a CUDA one always with its index.
 
-
-def pick_gpu() -> int:
-    """The rank's GPU under torchrun (LOCAL_RANK); else the visible GPU with the most free memory.
-
-    So `dvc queue start -j N` on an N-GPU machine spreads its experiments over the GPUs. Free memory
-    is compared in GiB, and ties go by process id, so workers that start together still spread.
-    Which GPU runs a model never changes its results or any hashed file.
+    Under torchrun, `cuda` and `auto` are the rank's own GPU (LOCAL_RANK). Otherwise `auto` claims
+    a GPU for this process (`claim_gpu`) when CUDA is present, else the CPU, and `cuda` is GPU 0.
     """
-    count = torch.cuda.device_count()
+    if spec == "cpu" or (spec == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if ":" in spec:
+        return torch.device(spec)
     if "LOCAL_RANK" in os.environ:
-        return int(os.environ["LOCAL_RANK"]) % count
-    free_gib = [torch.cuda.mem_get_info(index)[0] // 2**30 for index in range(count)]
-    most = max(free_gib)
-    candidates = [index for index, free in enumerate(free_gib) if free == most]
-    return candidates[os.getpid() % len(candidates)]
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
+    return torch.device("cuda", claim_gpu() if spec == "auto" else 0)
+
+
+def use(device: torch.device) -> None:
+    """Make `device` this process's CUDA device before anything is allocated, so that nothing
+    (a collective's buffers, a library's default) lands on GPU 0 by accident."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+
+
+CLAIMS = Path(tempfile.gettempdir()) / "fmnist-gpu-claims"
+CLAIM_SLOTS = 64  # workers per GPU a machine may run before they stop spreading
+_claimed: list = []  # open claim files; the OS drops their locks when this process ends, however it ends
+
+
+def claim_gpu() -> int:
+    """The visible GPU with the fewest of this project's processes on it (ties: the lowest index).
+
+    Each process takes a slot file per GPU under a lock held for its lifetime, filling slot 0 of
+    every GPU before slot 1, so N workers that start together (`dvc queue start -j N`) land on N
+    GPUs, one each. No CUDA context is opened to choose: reading free memory would open one (about
+    0.5 GB) on every GPU in every process. Which GPU it is never changes results (see
+    `resolve_precision`) or any hashed file.
+    """
+    names = gpu_names(torch.cuda.device_count())
+    CLAIMS.mkdir(parents=True, exist_ok=True)
+    for slot in range(CLAIM_SLOTS):
+        for index, name in enumerate(names):
+            claim = open(CLAIMS / f"gpu-{name}.{slot}", "a")
+            try:
+                fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                claim.close()
+                continue
+            _claimed.append(claim)
+            return index
+    return 0
+
+
+def gpu_names(count: int) -> list[str]:
+    """Names for the visible GPUs that hold across processes: CUDA_VISIBLE_DEVICES's entries, if set."""
+    visible = [entry.strip() for entry in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if entry.strip()]
+    return visible[:count] if len(visible) >= count else [str(index) for index in range(count)]
 
 
 def cpu_has_native_bf16() -> bool:
@@ -47,9 +103,13 @@ def cpu_has_native_bf16() -> bool:
     return native and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
-def gpu_has_native_bf16(device: torch.device) -> bool:
-    """Ampere (compute capability 8.0) and newer; torch.cuda.is_bf16_supported() also counts emulation."""
-    return torch.cuda.get_device_capability(device) >= (8, 0)
+def gpus_have_native_bf16() -> bool:
+    """Every visible GPU is Ampere (compute capability 8.0) or newer; is_bf16_supported() also counts emulation.
+
+    All of them, not the one a process was given: on a machine with mixed GPUs, `auto` must mean
+    the same precision whichever GPU a worker lands on, or results would depend on an unhashed choice.
+    """
+    return all(torch.cuda.get_device_capability(index) >= (8, 0) for index in range(torch.cuda.device_count()))
 
 
 def resolve_precision(spec: str, device: torch.device) -> torch.dtype:
@@ -57,7 +117,7 @@ def resolve_precision(spec: str, device: torch.device) -> torch.dtype:
     fp16 with loss scaling on older GPUs; fp32 on other CPUs."""
     if spec == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if gpu_has_native_bf16(device) else torch.float16
+            return torch.bfloat16 if gpus_have_native_bf16() else torch.float16
         return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[spec]
 
@@ -92,19 +152,27 @@ def nondeterministic_ops() -> Iterator[list[str]]:
     """Collect the operations that ran without a deterministic kernel (PyTorch warns about each).
 
     Deterministic mode is on with warn_only=True, so such an op (adaptive pooling's CUDA backward,
-    for one) runs anyway; this names it, so a run's determinism claim says what actually held.
+    for one) runs anyway; this names it, so a run's determinism claim says what actually held. Each
+    op is kept once however often it warns; other warnings pass through as they come, and the list
+    is complete even when the block raises.
     """
     found: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield found
-    for warning in caught:
-        message = str(warning.message)
-        if NO_DETERMINISTIC_KERNEL in message:
-            found.append(message.split(NO_DETERMINISTIC_KERNEL)[0])
-        else:  # not ours to swallow
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    found[:] = sorted(set(found))
+    ops: set[str] = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # also forgets which warnings were shown before the block
+        passed_on = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if NO_DETERMINISTIC_KERNEL in str(message):
+                ops.add(str(message).split(NO_DETERMINISTIC_KERNEL)[0])
+            else:
+                passed_on(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        try:
+            yield found
+        finally:
+            found[:] = sorted(ops)
 
 
 def determinism(device: torch.device, ops: list[str]) -> str:

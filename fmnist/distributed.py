@@ -35,6 +35,14 @@ class World:
             dist.all_reduce(values)
         return values
 
+    def gather(self, value: Any) -> list:
+        """Every rank's value, in rank order, on every rank."""
+        if self.size == 1:
+            return [value]
+        values = [None] * self.size
+        dist.all_gather_object(values, value)
+        return values
+
     def broadcast(self, value: Any) -> Any:
         """Rank 0's value on every rank: one decision, so no rank waits for a collective the others skip."""
         if self.size == 1:
@@ -51,12 +59,13 @@ def launched() -> bool:
 
 @contextmanager
 def world(device: torch.device) -> Iterator[World]:
-    """Join the process group torchrun set up (NCCL on CUDA, gloo on CPU); alone when not launched."""
+    """Join the process group torchrun set up (NCCL on CUDA, gloo on CPU); alone when not launched.
+
+    On CUDA, `device` is this rank's own GPU, already made current (device.use), as NCCL needs.
+    """
     if int(os.environ.get("WORLD_SIZE", 1)) == 1:
         yield World()
         return
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         yield World(dist.get_rank(), dist.get_world_size())

@@ -11,3 +11,7 @@ class ConfigError(FmnistError):
 
 class DataError(FmnistError):
     """Missing, corrupt or unexpected data files."""
+
+
+class OutputError(FmnistError):
+    """An output could not be written (a full disk, a read-only directory); nothing half-written is left."""

@@ -80,7 +80,10 @@ def read(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise ImageError(f"{path}: damaged or truncated image ({error})") from None
     except (SyntaxError, ValueError) as error:  # what Pillow raises for some broken headers
         raise ImageError(f"{path}: damaged image ({error})") from None
-    return _grey(image), _alpha(image)
+    try:
+        return _grey(image), _alpha(image)
+    except (ValueError, OSError) as error:  # a mode Pillow reads but cannot convert, e.g. a Lab TIFF's
+        raise ImageError(f"{path}: cannot convert its {image.mode} pixels to greyscale ({error})") from None
 
 
 def _grey(image) -> torch.Tensor:
@@ -142,15 +145,30 @@ def fit(x: torch.Tensor) -> torch.Tensor:
 
     Centring before resizing keeps the aspect ratio exact and the centring precise to a fraction
     of an output pixel. Shrinking averages the pixels each output pixel covers (no aliasing).
+    Averaging is separable, so it shrinks one axis at a time, the long one first: the square of a
+    long thin picture is never made (30000 x 60 pixels would be 3.6 GB of floats).
     """
-    height, width = x.shape
-    side = max(height, width)
-    square = torch.zeros(side, side)
-    top, left = (side - height) // 2, (side - width) // 2
-    square[top : top + height, left : left + width] = x
-    mode = "area" if side > SIDE else "bilinear"
-    resized = torch.nn.functional.interpolate(square[None, None], size=(SIDE, SIDE), mode=mode)
-    return sharpen(resized)[0, 0].round().clamp(0, 255).to(torch.uint8)
+    side = max(x.shape)
+    if side <= SIDE:  # enlarging: a square of at most 28 x 28
+        square = _centre(_centre(x, 0, side), 1, side)
+        resized = torch.nn.functional.interpolate(square[None, None], size=(SIDE, SIDE), mode="bilinear")[0, 0]
+    else:
+        resized = x
+        for axis in sorted((0, 1), key=lambda axis: -x.shape[axis]):
+            resized = _shrink(_centre(resized, axis, side), axis)
+    return sharpen(resized[None, None])[0, 0].round().clamp(0, 255).to(torch.uint8)
+
+
+def _centre(x: torch.Tensor, axis: int, side: int) -> torch.Tensor:
+    """Pad with black on both sides of `axis` to `side` pixels, centred as the square puts it."""
+    before = (side - x.shape[axis]) // 2
+    after = side - x.shape[axis] - before
+    return torch.nn.functional.pad(x, (before, after) if axis == 1 else (0, 0, before, after))
+
+
+def _shrink(x: torch.Tensor, axis: int) -> torch.Tensor:
+    """Average `axis` down to 28 pixels, each the mean of those it covers (interpolate's "area")."""
+    return torch.nn.functional.adaptive_avg_pool1d(x.movedim(axis, -1)[None], SIDE)[0].movedim(-1, axis)
 
 
 def sharpen(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:

@@ -129,3 +129,16 @@ CONVOLUTIONAL = {"cnn", "resnet18"}
 
 def build(arch: str, options: dict) -> nn.Module:
     return ARCHITECTURES[arch](**options)
+
+
+def size(model: nn.Module) -> dict[str, int]:
+    """Parameters, and multiply-adds for one 28 x 28 image (counted on a forward pass, in eval mode)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    parameter = next(model.parameters())
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 1, 28, 28, device=parameter.device, dtype=parameter.dtype))
+    model.train(was_training)
+    return {"parameters": sum(p.numel() for p in model.parameters()), "multiply_adds": counter.get_total_flops() // 2}

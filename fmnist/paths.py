@@ -34,6 +34,11 @@ def model(name: str) -> Path:
     return Path("models") / f"{name}.pt"
 
 
+def export(name: str) -> Path:
+    """The model as a torch.export program: uint8 images in, logits out, torch alone to load it."""
+    return Path("exports") / f"{name}.pt2"
+
+
 def resume(name: str) -> Path:
     """Per-epoch training state, kept outside DVC's outputs so an interrupted run can resume."""
     return Path("models") / f".{name}.resume.pt"
@@ -66,6 +71,10 @@ def confusion_png(name: str) -> Path:
 
 def predictions_png(name: str) -> Path:
     return RESULTS / name / "predictions.png"
+
+
+def model_card(name: str) -> Path:
+    return REPORTS / "model_cards" / f"{name}.md"
 
 
 def published(name: str) -> dict[Path, Path]:

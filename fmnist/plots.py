@@ -8,7 +8,7 @@ matplotlib.use("Agg")  # no display needed; set before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from fmnist import io  # noqa: E402
+from fmnist import files  # noqa: E402
 
 plt.rcParams["svg.hashsalt"] = "fmnist"  # fixed, so reruns render identically
 
@@ -28,7 +28,7 @@ def confusion_matrix(counts: torch.Tensor, classes: tuple[str, ...], title: str,
             ax.text(j, i, value, ha="center", va="center", fontsize=8,
                     color="white" if value > threshold else "black")
     figure.tight_layout()
-    io.save_figure(path, figure)
+    files.save_figure(path, figure)
     plt.close(figure)
 
 
@@ -46,7 +46,7 @@ def prediction_grid(images: torch.Tensor, actual: torch.Tensor, predicted: torch
         ax.set_title(label, fontsize=7, color="green" if right else "red")
     figure.suptitle(title)
     figure.tight_layout()
-    io.save_figure(path, figure)
+    files.save_figure(path, figure)
     plt.close(figure)
 
 
@@ -70,7 +70,7 @@ def curves(histories: dict[str, list[dict]], keys: tuple[str, str], ylabel: str,
     figure, ax = plt.subplots(figsize=(8, 5))
     draw_curves(ax, histories, keys, ylabel)
     figure.tight_layout()
-    io.save_figure(path, figure)
+    files.save_figure(path, figure)
     plt.close(figure)
 
 
@@ -79,8 +79,9 @@ def base_and_new(base: dict[str, list[dict]], new: dict[str, list[dict]], path: 
     figure, axes = plt.subplots(2, 2, figsize=(13, 9), sharey="row")
     for column, (title, histories) in enumerate((("base", base), ("this change", new))):
         draw_curves(axes[0, column], histories, ("val_accuracy",), "validation accuracy")
-        draw_curves(axes[1, column], histories, ("train_loss", "val_loss"), "loss")
+        draw_curves(axes[1, column], histories, ("train_loss", "val_loss"),
+                    "loss: training objective (dashed), validation cross-entropy")
         axes[0, column].set_title(title if histories else f"{title}: no curves")
     figure.tight_layout()
-    io.save_figure(path, figure)
+    files.save_figure(path, figure)
     plt.close(figure)

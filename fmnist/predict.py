@@ -1,19 +1,17 @@
 """Classify a user's own pictures with a trained model, run exactly as the evaluate stage runs it."""
 
 import json
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from fmnist import checkpoint, config, data, device, engine, images, paths
+from fmnist import checkpoint, config, data, device, images, inference, paths, settings
 from fmnist.errors import FmnistError
 
 LEADERBOARD = paths.REPORTS / "leaderboard.json"
 MODELS = paths.model("name").parent
-MODEL_NAME = re.compile(r"[A-Za-z0-9_-]+")  # what params.yaml allows, so a name is never a path
 
 
 class ModelError(FmnistError):
@@ -24,7 +22,7 @@ class ModelError(FmnistError):
 class Classifier:
     name: str
     model: nn.Module
-    runtime: engine.Runtime
+    runtime: inference.Runtime
     batch_size: int
     tta_views: int
 
@@ -48,31 +46,34 @@ def best_model(leaderboard: Path = LEADERBOARD) -> str:
                          "name one with --model NAME (or run: dvc repro)") from None
 
 
-def configured(name: str) -> config.ModelConfig | None:
-    """The model's settings in params.yaml, or None for a model params.yaml does not list."""
-    return config.load().models.get(name)
-
-
 def load(name: str | None) -> Classifier:
     """The trained model (None: the leaderboard's best) with the device, precision,
     normalisation and test-time augmentation evaluate uses."""
     default = name is None
     name = best_model() if default else name
-    cfg = configured(name) if MODEL_NAME.fullmatch(name) else None
     path = paths.model(name)
-    if not MODEL_NAME.fullmatch(name) or not path.is_file():
-        raise ModelError(missing_model(name, path, cfg is not None, default))
+    valid = bool(config.MODEL_NAME.fullmatch(name))  # so a name is never a path
+    if not valid or not path.is_file():
+        listed = valid and name in config.load().models
+        raise ModelError(missing_model(name, path, listed, default))
     model, saved = checkpoint.load(path)
-    if cfg is None:  # a model params.yaml does not list: the defaults (lr is required, and unused here)
-        cfg = config.parse({"models": {name: {"arch": saved["arch"], "lr": 1.0}}}).models[name]
+    cfg = replace(evaluation(name, saved["arch"]), device="auto")
     norm = saved["normalization"]
-    runtime = engine.Runtime.create(replace(cfg, device="auto"), norm["mean"], norm["std"])
+    runtime = inference.Runtime.create(cfg, norm["mean"], norm["std"])
     device.make_deterministic(cfg.seed)
     return Classifier(name, runtime.place(model), runtime, cfg.eval_batch_size, cfg.tta_views)
 
 
+def evaluation(name: str, arch: str) -> settings.Evaluation:
+    """How evaluate runs the model: configure's file where there is one, else the declared defaults."""
+    path = paths.evaluate_config(name)
+    if path.is_file():
+        return settings.Evaluation.read(path)
+    return config.parse({"models": {name: {"arch": arch, "lr": 1.0}}}).models[name].evaluation  # lr is unused here
+
+
 def missing_model(name: str, path: Path, listed: bool, default: bool) -> str:
-    trained = sorted(p.stem for p in MODELS.glob("*.pt") if MODEL_NAME.fullmatch(p.stem))
+    trained = sorted(p.stem for p in MODELS.glob("*.pt") if config.MODEL_NAME.fullmatch(p.stem))
     others = f"; or pick a trained one with --model ({', '.join(trained)})" if trained else ""
     which = f"the default model '{name}' (best on {LEADERBOARD})" if default else f"model '{name}'"
     if listed:
@@ -84,7 +85,7 @@ def missing_model(name: str, path: Path, listed: bool, default: bool) -> str:
 
 def probabilities(classifier: Classifier, batch: torch.Tensor) -> torch.Tensor:
     """Class probabilities for uint8 N x 1 x 28 x 28 images, on the CPU."""
-    logits = engine.predict(classifier.model, batch.to(classifier.runtime.device), classifier.runtime,
+    logits = inference.predict(classifier.model, batch.to(classifier.runtime.device), classifier.runtime,
                             classifier.batch_size, classifier.tta_views)
     return logits.softmax(1).cpu()
 
@@ -136,7 +137,7 @@ def draw_grid(predictions: list[Prediction], total: int, model: str, path: Path,
     Here rather than in plots.py: evaluate and summarize depend on plots.py in dvc.yaml, and a
     change there would rerun them.
     """
-    from fmnist import io
+    from fmnist import files
     from fmnist.plots import plt  # pyplot on the Agg backend, with the project's fixed settings
 
     columns = min(columns, len(predictions))
@@ -151,7 +152,7 @@ def draw_grid(predictions: list[Prediction], total: int, model: str, path: Path,
     shown = f", first {len(predictions)} of {total}" if total > len(predictions) else ""
     figure.suptitle(f"{model}: the pictures as the model saw them{shown}")
     figure.tight_layout()
-    io.save_figure(path, figure)
+    files.save_figure(path, figure)
     plt.close(figure)
 
 

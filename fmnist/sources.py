@@ -72,7 +72,7 @@ def default_sources() -> list[Source]:
 
 def verified(file: idx.IdxFile, data: bytes, origin: str) -> bytes:
     """Decompress and check against the known checksum; return the original IDX bytes."""
-    content = idx.gunzip(data, origin)
+    content = idx.gunzip(data, origin, limit=file.size)
     if idx.sha256(content) != file.sha256:
         raise DataError(f"{origin}: checksum mismatch (altered or truncated)")
     return content

@@ -2,14 +2,14 @@
 
 import sys
 
-from fmnist import cli, io, paths, sources
+from fmnist import cli, files, paths, sources
 
 
 def main() -> None:
     fetched = sources.fetch_all(sources.default_sources())
     for reason in fetched.skipped:
         print(f"warning: {reason}; skipped", file=sys.stderr)
-    with io.atomic_dir(paths.RAW) as staging:
+    with files.atomic_dir(paths.RAW) as staging:
         for name, content in fetched.files.items():
             (staging / name).write_bytes(content)
     print(f"download: {len(fetched.files)} verified files from {fetched.source} in {paths.RAW}/")

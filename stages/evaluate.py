@@ -5,7 +5,7 @@ import re
 
 import torch
 
-from fmnist import checkpoint, cli, config, data, device, engine, io, metrics, paths, plots
+from fmnist import checkpoint, cli, data, device, files, inference, metrics, models, paths, plots, settings
 
 GRID_IMAGES = 32  # test images shown in the predictions picture, half of them mistakes
 
@@ -13,18 +13,18 @@ GRID_IMAGES = 32  # test images shown in the predictions picture, half of them m
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", help="a model name under models: in params.yaml")
-    cfg = config.load_model(parser.parse_args().model)
-    config.check_resolved(paths.evaluate_config(cfg.name), config.evaluation_settings(cfg), cfg.name)
-    config.check_machine(cfg)
+    name = parser.parse_args().model
+    cfg = settings.read_current(settings.Evaluation, paths.evaluate_config(name), name)
+    device.check_machine(cfg)
     model, saved = checkpoint.load(paths.model(cfg.name))
     norm = saved["normalization"]
-    runtime = engine.Runtime.create(cfg, norm["mean"], norm["std"])
+    runtime = inference.Runtime.create(cfg, norm["mean"], norm["std"])
     device.make_deterministic(cfg.seed)
     test = data.load_split(paths.PREPARED, "test")
 
     model = runtime.place(model)
     with device.nondeterministic_ops() as nondeterministic:
-        logits = engine.predict(model, test.images.to(runtime.device), runtime, cfg.eval_batch_size, cfg.tta_views).cpu()
+        logits = inference.predict(model, test.images.to(runtime.device), runtime, cfg.eval_batch_size, cfg.tta_views).cpu()
     predicted = logits.argmax(1)
     counts = metrics.confusion(test.labels, predicted, len(data.CLASSES))
     loss = torch.nn.functional.cross_entropy(logits, test.labels).item()
@@ -37,14 +37,15 @@ def main() -> None:
         "best_epoch": saved["best_epoch"],
         **{f"accuracy_{slug(name)}": round(acc, 6) for name, acc in zip(data.CLASSES, metrics.per_class_accuracy(counts))},
     }
-    io.write_json(paths.test_metrics(cfg.name), result)
-    io.write_json(paths.provenance(cfg.name), {
-        "params_hash": cfg.params_hash(),
+    files.write_json(paths.test_metrics(cfg.name), result)
+    files.write_json(paths.provenance(cfg.name), {
+        "params_hash": cfg.params_hash,
         "torch_version": torch.__version__,
         "device": device.describe(runtime.device),
         "determinism": device.determinism(runtime.device, sorted({*saved.get("nondeterministic", []), *nondeterministic})),
+        **models.size(model),
     })
-    io.write_csv(paths.confusion(cfg.name), ("actual", "predicted"),
+    files.write_csv(paths.confusion(cfg.name), ("actual", "predicted"),
                  [(data.CLASSES[a], data.CLASSES[p]) for a, p in zip(test.labels.tolist(), predicted.tolist())])
     title = f"{cfg.name}: test accuracy {result['test_accuracy']:.4f}"
     plots.confusion_matrix(counts, data.CLASSES, title, paths.confusion_png(cfg.name))

@@ -1,6 +1,6 @@
 """Stage prepare: IDX files into uint8 tensor splits (train / val / test) and their statistics."""
 
-from fmnist import cli, config, data, idx, io, paths
+from fmnist import cli, config, data, files, idx, paths
 
 
 def main() -> None:
@@ -10,7 +10,7 @@ def main() -> None:
     test = data.Split(idx.read(paths.RAW / idx.TEST_IMAGES.name).unsqueeze(1),
                       idx.read(paths.RAW / idx.TEST_LABELS.name).long())
     data.check_pairs(train_images, train_labels, test)
-    config.check_size("val_size", params.val_size, len(train_labels) - 1)
+    data.check_size("val_size", params.val_size, len(train_labels) - 1)
 
     val_index, train_index = data.stratified_indices(train_labels, params.val_size, params.seed)
     full = data.Split(train_images.unsqueeze(1), train_labels)
@@ -22,10 +22,10 @@ def main() -> None:
         "std": round(pixels.std().item(), 6),
         "class_counts": {name: data.class_counts(split.labels) for name, split in splits.items()},
     }
-    with io.atomic_dir(paths.PREPARED) as staging:
+    with files.atomic_dir(paths.PREPARED) as staging:
         for name, split in splits.items():
-            io.save_torch(staging / f"{name}.pt", {"images": split.images.contiguous(), "labels": split.labels})
-        io.write_json(staging / paths.STATS.name, stats)
+            files.save_torch(staging / f"{name}.pt", {"images": split.images.contiguous(), "labels": split.labels})
+        files.write_json(staging / paths.STATS.name, stats)
     sizes = ", ".join(f"{name} {len(split)}" for name, split in splits.items())
     print(f"prepare: {sizes} images in {paths.PREPARED}/")
 

@@ -7,7 +7,7 @@ writes report/report.md (the comment), report/curves.png and report/report.json 
 import argparse
 from pathlib import Path
 
-from fmnist import cli, io, paths, plots, report
+from fmnist import cli, files, paths, plots, report
 
 
 def main() -> None:
@@ -21,8 +21,8 @@ def main() -> None:
     board_path = paths.REPORTS / "leaderboard.md"
     board = board_path.read_text() if board_path.exists() else "No leaderboard: run `dvc repro` first."
     plots.base_and_new(report.curves_at(args.base), report.curves_at(None), args.out / "curves.png")
-    io.write_json(args.out / "report.json", {"base": args.base, "params": params, "metrics": metrics})
-    io.write_text(args.out / "report.md", report.markdown(args.base, params, metrics, board, "curves.png"))
+    files.write_json(args.out / "report.json", {"base": args.base, "params": params, "metrics": metrics})
+    files.write_text(args.out / "report.md", report.markdown(args.base, params, metrics, board, "curves.png"))
     print(f"report: {args.out / 'report.md'} ({len(params)} params changed, {len(metrics)} metric rows)")
 
 

@@ -1,33 +1,44 @@
-"""Stage summarize: publish every model's results for git, then a leaderboard and overlaid curves.
+"""Stage summarize: publish every model's results for git, then a leaderboard, overlaid curves and model cards.
 
 Train and evaluate write into the DVC-cached results/, so DVC's run-cache can restore them; this
 stage copies them into the git-tracked metrics/ and plots/ that `dvc metrics` and `dvc plots` read.
 """
 
+import csv
 import json
 
 from rich.console import Console
 from rich.table import Table
 
-from fmnist import cli, config, curves, io, leaderboard, paths, plots
+from fmnist import cards, cli, config, curves, files, leaderboard, paths, plots
 
 
 def main() -> None:
     names = list(config.load().models)
     for name in names:
         for result, copy in paths.published(name).items():
-            io.write_bytes(copy, result.read_bytes())
+            files.write_bytes(copy, result.read_bytes())
 
     rows = leaderboard.rank([
-        {"model": name, **read_json(paths.test_metrics(name)), **read_json(paths.timing(name))} for name in names
+        {"model": name, **read_json(paths.test_metrics(name))} for name in names
     ])
     rows = [{key: row[key] for key, _, _ in leaderboard.COLUMNS} for row in rows]
-    io.write_json(paths.REPORTS / "leaderboard.json", rows)
-    io.write_text(paths.REPORTS / "leaderboard.md", leaderboard.markdown(rows))
+    files.write_json(paths.REPORTS / "leaderboard.json", rows)
+    files.write_text(paths.REPORTS / "leaderboard.md", leaderboard.markdown(rows))
 
     histories = {name: curves.read(paths.curves(name)) for name in names}
-    plots.curves(histories, ("train_loss", "val_loss"), "loss", paths.IMAGES / "curves_loss.png")
+    # Not one quantity: training's loss is the objective (label smoothing, augmentation, dropout),
+    # validation's the plain cross-entropy, so the axis says so and the gap is not all overfitting.
+    plots.curves(histories, ("train_loss", "val_loss"), "loss: training objective (dashed), validation cross-entropy",
+                 paths.IMAGES / "curves_loss.png")
     plots.curves(histories, ("train_accuracy", "val_accuracy"), "accuracy", paths.IMAGES / "curves_accuracy.png")
+    stats = read_json(paths.STATS)
+    for name in names:
+        with open(paths.confusion(name), newline="") as rows_file:
+            confusions = [(row["actual"], row["predicted"]) for row in csv.DictReader(rows_file)]
+        files.write_text(paths.model_card(name), cards.card(
+            name, read_json(paths.train_config(name)), read_json(paths.evaluate_config(name)),
+            read_json(paths.test_metrics(name)), read_json(paths.provenance(name)), stats, confusions))
     show(rows)
 
 

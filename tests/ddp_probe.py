@@ -2,12 +2,16 @@
 
 PROBE_LOG=DIR: each rank appends every file it renames into place (every output is written so) to
 DIR/rank<N>.txt. PROBE_CRASH_EPOCH=K: rank 1 dies after epoch K, as a lost machine would.
+PROBE_MASKS=DIR: each rank writes a digest of its first training-mode dropout mask to DIR/rank<N>.txt.
 """
 
+import hashlib
 import os
 from pathlib import Path
 
-from fmnist import cli, engine
+import torch
+
+from fmnist import cli, training
 from stages import train
 
 RANK = int(os.environ["RANK"])
@@ -24,7 +28,7 @@ if "PROBE_LOG" in os.environ:
     os.replace = recording_replace
 
 if "PROBE_CRASH_EPOCH" in os.environ and RANK == 1:
-    real_recalibrate = engine.Trainer.recalibrate_batch_norm
+    real_recalibrate = training.Trainer.recalibrate_batch_norm
     crash_epoch = int(os.environ["PROBE_CRASH_EPOCH"])
 
     def crashing_recalibrate(trainer, train):
@@ -32,6 +36,18 @@ if "PROBE_CRASH_EPOCH" in os.environ and RANK == 1:
             os._exit(1)
         real_recalibrate(trainer, train)
 
-    engine.Trainer.recalibrate_batch_norm = crashing_recalibrate
+    training.Trainer.recalibrate_batch_norm = crashing_recalibrate
+
+if "PROBE_MASKS" in os.environ:
+    masks = Path(os.environ["PROBE_MASKS"]) / f"rank{RANK}.txt"
+    real_dropout = torch.nn.functional.dropout
+
+    def recording_dropout(input, p=0.5, training=True, inplace=False):
+        output = real_dropout(input, p, training, inplace)
+        if training and not masks.exists():
+            masks.write_text(hashlib.sha256((output == 0).numpy().tobytes()).hexdigest())
+        return output
+
+    torch.nn.functional.dropout = recording_dropout
 
 cli.run(train.main)

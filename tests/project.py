@@ -1,5 +1,6 @@
 """A throwaway copy of this project in a temporary git + DVC repository, on synthetic data."""
 
+import importlib
 import os
 import shutil
 import signal
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
@@ -25,7 +27,7 @@ SMALL_PARAMS = {
         "logreg": {"epochs": 2},
         "mlp_small": {"epochs": 2},
         "mlp": {"epochs": 2},
-        "cnn": {"channels": [4, 8], "warmup_epochs": 0.2},
+        "cnn": {"channels": [4, 8]},
         "resnet18": {"epochs": 1, "downsample": 4},
     },
 }
@@ -96,6 +98,29 @@ def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
 
 def stage(cwd: Path, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     return run(cwd, sys.executable, "-m", f"stages.{name}", *args, check=check)
+
+
+def stage_in_process(repo: Path, monkeypatch, capsys, name: str, *args: str) -> SimpleNamespace:
+    """`python -m stages.<name> args` in this process, without the 2-3 s a new one takes to import torch.
+
+    Returns what `stage(..., check=False)` does: returncode, stdout, stderr.
+    """
+    from fmnist import cli
+
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr(sys, "argv", [f"stages/{name}.py", *args])
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    sigterm = signal.getsignal(signal.SIGTERM)  # cli.run installs its own
+    capsys.readouterr()
+    try:
+        cli.run(importlib.import_module(f"stages.{name}").main)
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
 
 
 def write_params(repo: Path, params: dict) -> None:

@@ -1,9 +1,12 @@
 import copy
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import yaml
 
-from fmnist import config
+from fmnist import config, data, device, files, schema, settings
 from fmnist.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +56,8 @@ BAD = [
     ("models.m.learning_rate", 0.1, "models.m.learning_rate: unknown key (allowed: "),
     ("models.m.channels", [8], "models.m.channels: unknown key"),  # a cnn option on an mlp
     ("typo_key", 1, "typo_key: unknown key"),
-    ("models.m.hidden", 128, "models.m.hidden = 128: must be a non-empty list of integers >= 1"),
+    ("models.m.hidden", 128, "models.m.hidden = 128: must be a non-empty list of integers in [1, 16384]"),
+    ("models.m.hidden", [128, 2000000000], "models.m.hidden = [128, 2000000000]: must be a non-empty list of integers in [1, 16384]"),
     ("models.m.hidden", {"a": 1}, "models.m.hidden = {\"a\": 1}: must be a non-empty list"),
     ("models.m.augment", [1], "models.m.augment must be a mapping, got [1]"),
     ("models.m.augment", {"rotate": 10}, "models.m.augment.rotate: unknown key"),
@@ -62,7 +66,7 @@ BAD = [
     ("models.m.tta_views", 3, "models.m.tta_views = 3: must be one of 1, 2, 6"),
     ("models.m.dropout", 1.0, "models.m.dropout = 1.0: must be a number in [0, 1)"),
     ("models.m.label_smoothing", 2, "models.m.label_smoothing = 2: must be a number in [0, 1)"),
-    ("models.m.warmup_epochs", 5, "models.m.warmup_epochs = 5.0: must not exceed epochs (2)"),
+    ("models.m.warmup", 1.5, "models.m.warmup = 1.5: must be a number in [0, 1]"),
     ("models.m", [1, 2], "models.m must be a mapping, got [1, 2]"),
     ("models", {}, "models: must name at least one model"),
     ("models", ["m"], "models must be a mapping, got [\"m\"]"),
@@ -79,18 +83,21 @@ def test_bad_value_is_refused_with_key_value_and_what_is_allowed(path, value, me
     assert str(error.value).startswith("params.yaml: ")
 
 
+def parsed(params: dict) -> config.Model:
+    return config.parse(params).models["m"]
+
+
 def test_good_params_parse_with_defaults_and_overrides():
-    params = config.parse(with_change("models.m.batch_size", 32))
-    model = params.models["m"]
+    model = parsed(with_change("models.m.batch_size", 32)).training
     assert (model.epochs, model.batch_size, model.optimizer, model.options) == (
         2, 32, "adamw", {"hidden": [256, 128, 64], "dropout": 0.0})
 
 
 def test_params_hash_changes_with_any_setting():
-    a = config.parse(GOOD).models["m"]
-    b = config.parse(with_change("models.m.lr", 0.02)).models["m"]
-    assert a.params_hash() == config.parse(GOOD).models["m"].params_hash()
-    assert a.params_hash() != b.params_hash()
+    a = parsed(GOOD).evaluation.params_hash
+    assert a == parsed(GOOD).evaluation.params_hash
+    assert a != parsed(with_change("models.m.lr", 0.02)).evaluation.params_hash
+    assert a != parsed(with_change("models.m.tta_views", 2)).evaluation.params_hash
 
 
 def test_repository_params_are_valid():
@@ -98,9 +105,10 @@ def test_repository_params_are_valid():
     assert {"logreg", "mlp_small", "mlp", "cnn", "resnet18"} <= set(params.models)
 
 
-def test_model_name_cannot_point_outside_the_repository():
-    with pytest.raises(ConfigError, match="letters, digits"):
-        config.parse({"models": {"../../etc/x": {"arch": "mlp", "lr": 1}}})
+@pytest.mark.parametrize("name", ["../../etc/x", "-rf", "_x", "a" * 65, "a b", ""])
+def test_a_model_name_is_refused_unless_paths_and_stage_commands_can_carry_it(name):
+    with pytest.raises(ConfigError, match="a model name is 1-64 letters"):
+        config.parse({"models": {name: {"arch": "mlp", "lr": 1}}})
 
 
 def test_unparseable_yaml_is_one_line(tmp_path):
@@ -113,30 +121,32 @@ def test_unparseable_yaml_is_one_line(tmp_path):
 
 def test_size_larger_than_data_is_refused():
     with pytest.raises(ConfigError, match="val_size = 70000: must not exceed the 59999 images"):
-        config.check_size("val_size", 70000, 59999)
+        data.check_size("val_size", 70000, 59999)
 
 
-def test_a_global_the_model_overrides_leaves_its_training_settings_unchanged():
+def test_a_global_the_model_overrides_leaves_its_settings_unchanged():
     own = with_change("models.m.epochs", 5)
     changed = copy.deepcopy(own)
     changed["epochs"] = 9
-    assert config.training_settings(config.parse(own).models["m"]) == config.training_settings(config.parse(changed).models["m"])
-    assert config.parse(own).models["m"].params_hash() == config.parse(changed).models["m"].params_hash()
-    uses_global = config.parse(with_change("epochs", 9)).models["m"]
-    assert config.training_settings(uses_global) != config.training_settings(config.parse(GOOD).models["m"])
+    assert parsed(own) == parsed(changed)
+    assert parsed(with_change("epochs", 9)).training != parsed(GOOD).training
 
 
 def test_an_evaluation_only_setting_is_not_a_training_setting():
-    flipped = config.parse(with_change("models.m.tta_views", 2)).models["m"]
-    plain = config.parse(GOOD).models["m"]
-    assert config.training_settings(flipped) == config.training_settings(plain)
-    assert config.evaluation_settings(flipped) != config.evaluation_settings(plain)
-    assert "batch_size" not in config.evaluation_settings(plain) and "epochs" not in config.evaluation_settings(plain)
+    views = parsed(with_change("models.m.tta_views", 2))
+    assert views.training == parsed(GOOD).training
+    assert views.evaluation != parsed(GOOD).evaluation
+    assert "batch_size" not in settings.field_names(settings.Evaluation)
+
+
+def test_overriding_a_training_global_leaves_the_evaluation_settings_alone():
+    moved = parsed(with_change("models.m.batch_size", 256))  # the global default, now written under the model
+    assert moved.evaluation.overridden == () and moved.training.overridden == ("batch_size",)
 
 
 def test_key_names_where_the_setting_was_written():
-    assert config.parse(GOOD).models["m"].key("device") == "device"
-    assert config.parse(with_change("models.m.device", "cpu")).models["m"].key("device") == "models.m.device"
+    assert parsed(GOOD).training.key("device") == "device"
+    assert parsed(with_change("models.m.device", "cpu")).training.key("device") == "models.m.device"
 
 
 def test_machine_check_names_the_key_as_written(monkeypatch):
@@ -144,11 +154,69 @@ def test_machine_check_names_the_key_as_written(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match=r'^params.yaml: device = "cuda": CUDA is not available'):
-        config.check_machine(config.parse(with_change("device", "cuda")).models["m"])
+        device.check_machine(parsed(with_change("device", "cuda")).training)
     with pytest.raises(ConfigError, match=r'^params.yaml: models.m.precision = "fp16": fp16 needs CUDA'):
-        config.check_machine(config.parse(with_change("models.m.precision", "fp16")).models["m"])
+        device.check_machine(parsed(with_change("models.m.precision", "fp16")).evaluation)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(ConfigError, match=r'^params.yaml: models.m.device = "cuda:1": only 1 CUDA device'):
-        config.check_machine(config.parse(with_change("models.m.device", "cuda:1")).models["m"])
-    config.check_machine(config.parse(with_change("device", "cuda:0")).models["m"])
+        device.check_machine(parsed(with_change("models.m.device", "cuda:1")).training)
+    device.check_machine(parsed(with_change("device", "cuda:0")).training)
+
+
+def test_settings_read_back_from_configures_files_equal_the_parsed_ones(tmp_path):
+    model = parsed(with_change("models.m.augment", {"flip": "alternate", "crop": 2}))
+    for written in (model.training, model.evaluation):
+        files.write_json(tmp_path / "s.json", asdict(written))
+        assert type(written).read(tmp_path / "s.json") == written
+
+
+def test_a_settings_file_from_older_code_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "m" / "train.json"
+    files.write_json(path, {**asdict(parsed(GOOD).training), "warmup_epochs": 1})
+    with pytest.raises(ConfigError, match=r"train.json: unreadable or out of date with the code \(run: python -m stages.configure m\)"):
+        settings.Training.read(path)
+
+
+def test_a_plain_python_run_refuses_settings_older_than_params_yaml(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(yaml.safe_dump(GOOD))
+    path = tmp_path / "configs" / "m" / "train.json"
+    files.write_json(path, asdict(parsed(GOOD).training))
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    assert settings.read_current(settings.Training, path, "m") == parsed(GOOD).training
+    Path("params.yaml").write_text(yaml.safe_dump(with_change("models.m.lr", 0.5)))
+    with pytest.raises(ConfigError, match="out of date with params.yaml"):
+        settings.read_current(settings.Training, path, "m")
+    monkeypatch.setenv("DVC_STAGE", "train@m")  # DVC reruns configure itself when params change
+    assert settings.read_current(settings.Training, path, "m") == parsed(GOOD).training
+
+
+def test_the_settings_classes_hold_exactly_the_declared_settings():
+    declared = {*config.GLOBALS, *config.MODEL, "augment", "options", "name", "overridden"} - {"arch"}
+    both = set(settings.field_names(settings.Training)) | set(settings.field_names(settings.Evaluation))
+    assert both - {"arch", "params_hash"} == declared
+    assert set(settings.field_names(settings.Augment)) == set(config.AUGMENT)
+
+
+def test_the_params_comment_block_documents_every_setting_with_its_default():
+    text = (ROOT / "params.yaml").read_text()
+    assert text == schema.with_comment_block(text), "run: make schema"
+    for declared in (config.GLOBALS, config.DATA, config.MODEL, config.AUGMENT, *config.ARCH_OPTIONS.values()):
+        for name, setting in declared.items():
+            if setting.default is not config.REQUIRED:
+                assert f"#   {name}: {schema.shown(setting.default)} " in text.replace("#     ", "#   "), name
+
+
+def test_the_committed_schema_is_the_generated_one():
+    assert (ROOT / "params.schema.json").read_text() == schema.render(), "run: make schema"
+
+
+def test_the_schema_knows_every_key_the_repository_params_use():
+    described = json.loads(schema.render())
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert set(raw) <= set(described["properties"])
+    model = described["properties"]["models"]["additionalProperties"]
+    for name, entry in raw["models"].items():
+        assert set(entry) <= set(model["properties"]), name
+        assert set(entry.get("augment", {})) <= set(model["properties"]["augment"]["properties"])

@@ -1,7 +1,7 @@
 import torch
 
-from fmnist import data
-from fmnist.config import Augment
+from fmnist import augment, data
+from fmnist.settings import Augment
 
 
 def labels(n=1000, seed=0):
@@ -33,7 +33,7 @@ def test_split_quotas_add_up_when_shares_are_fractional():
 
 
 def test_batches_cover_every_index_once():
-    batches = data.batch_indices(10, 4, torch.Generator().manual_seed(0), torch.device("cpu"))
+    batches = augment.batch_indices(10, 4, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert [len(b) for b in batches] == [4, 4, 2]
     assert sorted(torch.cat(batches).tolist()) == list(range(10))
 
@@ -48,7 +48,7 @@ def shifts_within(image: torch.Tensor, original: torch.Tensor, pad: int) -> list
 def test_random_crop_shifts_within_padding():
     x = (torch.arange(28 * 28, dtype=torch.float) + 1).reshape(1, 1, 28, 28).repeat(64, 1, 1, 1)
     u = torch.rand(2, 64, generator=torch.Generator().manual_seed(0))
-    out = data.random_crop(x, 2, u[0], u[1])
+    out = augment.random_crop(x, 2, u[0], u[1])
     assert out.shape == x.shape
     # Each crop is the original shifted by at most 2 pixels each way (values are unique, so one shift fits).
     shifts = [shifts_within(image, x[0], 2) for image in out]
@@ -61,36 +61,36 @@ def test_random_crop_shifts_within_padding():
 def test_augment_is_seeded_and_keeps_shape():
     x = torch.rand(16, 1, 28, 28)
     settings = Augment(crop=2, flip=True, erase=0.5)
-    draws = [data.epoch_randoms(1, 16, settings, torch.Generator().manual_seed(3), torch.device("cpu")) for _ in range(2)]
-    a, b = (data.augment(x, settings, randoms[0]) for randoms in draws)
+    draws = [augment.epoch_randoms(1, 16, settings, torch.Generator().manual_seed(3), torch.device("cpu")) for _ in range(2)]
+    a, b = (augment.augment(x, settings, randoms[0]) for randoms in draws)
     assert a.shape == x.shape and torch.equal(a, b)
     assert not torch.equal(a, x)
 
 
 def test_alternating_flip_shows_every_image_both_ways_in_two_epochs():
-    flips = data.alternating_flips(1000, seed=3, device=torch.device("cpu"))
-    assert 400 < flips.sum() < 600 and torch.equal(flips, data.alternating_flips(1000, 3, torch.device("cpu")))
+    flips = augment.alternating_flips(1000, seed=3, device=torch.device("cpu"))
+    assert 400 < flips.sum() < 600 and torch.equal(flips, augment.alternating_flips(1000, 3, torch.device("cpu")))
     x = torch.rand(1000, 1, 28, 28)
     settings = Augment(crop=0, flip="alternate", erase=0.0)
-    odd, even = (data.augment(x, settings, torch.empty(0, 1000), flips ^ second) for second in (False, True))
+    odd, even = (augment.augment(x, settings, torch.empty(0, 1000), flips ^ second) for second in (False, True))
     flipped_once = (odd == x.flip(3)).flatten(1).all(1) ^ (even == x.flip(3)).flatten(1).all(1)
-    assert flipped_once.all() and data.random_draws(settings) == 0
+    assert flipped_once.all() and augment.random_draws(settings) == 0
 
 
 def test_an_epochs_randoms_are_one_draw_with_a_row_per_use():
     settings = Augment(crop=2, flip=True, erase=0.5)
-    assert data.random_draws(settings) == 8 and data.random_draws(Augment(0, False, 0.0)) == 0
-    randoms = data.epoch_randoms(3, 16, settings, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert augment.random_draws(settings) == 8 and augment.random_draws(Augment(0, False, 0.0)) == 0
+    randoms = augment.epoch_randoms(3, 16, settings, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert randoms.shape == (3, 8, 16)
     assert torch.equal(randoms.flatten(), torch.rand(3 * 8 * 16, generator=torch.Generator().manual_seed(0)))
     # A short last batch uses the first columns of its rows.
     x = torch.rand(5, 1, 28, 28)
-    assert torch.equal(data.augment(x, settings, randoms[2]), data.augment(x, settings, randoms[2][:, :5]))
+    assert torch.equal(augment.augment(x, settings, randoms[2]), augment.augment(x, settings, randoms[2][:, :5]))
 
 
 def test_erase_zeroes_a_rectangle_only_where_applied():
     x = torch.ones(200, 1, 28, 28)
-    out = data.random_erase(x, 0.5, *torch.rand(5, 200, generator=torch.Generator().manual_seed(0)))
+    out = augment.random_erase(x, 0.5, *torch.rand(5, 200, generator=torch.Generator().manual_seed(0)))
     erased = (out == 0).flatten(1).sum(1)
     assert 0.3 < (erased > 0).float().mean() < 0.7
     assert erased.max() <= 0.33 * 28 * 28 + 28

@@ -20,6 +20,8 @@ import yaml
 from tests import project
 from tests.test_repository import import_closure
 
+pytestmark = pytest.mark.e2e  # real DVC commands or torchrun: minutes, so outside `make test-fast`
+
 MODELS = project.DVC_MODELS
 
 
@@ -96,14 +98,14 @@ def test_status_is_clean_and_lock_lists_every_model(repo):
 def test_a_global_that_some_models_override_does_not_retrain_them(repo):
     """logreg and mlp_small set their own epochs: only cnn, which uses the global, retrains."""
     result = project.dvc(repo, "exp", "run", "-S", "epochs=2")
-    assert ran(result.stdout) == every("configure") | {"train@cnn", "evaluate@cnn", "summarize"}
+    assert ran(result.stdout) == every("configure") | {"train@cnn", "evaluate@cnn", "export@cnn", "summarize"}
     for name in ("logreg", "mlp_small"):
         assert f"Stage 'train@{name}' didn't change, skipping" in result.stdout
 
 
 def test_a_param_only_evaluation_reads_does_not_retrain(repo):
     result = project.dvc(repo, "exp", "run", "-S", "models.cnn.tta_views=2")
-    assert ran(result.stdout) == {"configure@cnn", "evaluate@cnn", "summarize"}
+    assert ran(result.stdout) == {"configure@cnn", "evaluate@cnn", "export@cnn", "summarize"}  # views are inside the export
     assert "Stage 'train@cnn' didn't change, skipping" in result.stdout
 
 
@@ -118,8 +120,37 @@ def stage_instances(repo) -> dict[str, str]:
     return instances
 
 
-@pytest.mark.parametrize("module", ["fmnist/metrics.py", "fmnist/leaderboard.py"])
+# What an edit to each module may change: the modules follow stage lines, so that a message or a
+# check reruns configure alone, a progress bar or launcher edit train alone, a picture's style only
+# evaluate and summarize.
+STAGES_AN_EDIT_CHANGES = {
+    "fmnist/config.py": {"prepare", "configure", "summarize"},
+    "fmnist/progress.py": {"train"},
+    "fmnist/distributed.py": {"train"},
+    "fmnist/training.py": {"train"},
+    "fmnist/augment.py": {"train"},
+    "fmnist/inference.py": {"train", "evaluate", "export"},
+    "fmnist/export.py": {"export"},
+    "fmnist/plots.py": {"evaluate", "summarize"},
+    "fmnist/leaderboard.py": {"summarize"},
+    "fmnist/live.py": {"train"},
+    "fmnist/cards.py": {"summarize"},
+}
+
+
+def test_an_edit_to_a_module_changes_only_the_stages_it_can_change(repo):
+    for module, expected in STAGES_AN_EDIT_CHANGES.items():
+        source = repo / module
+        original = source.read_text()
+        source.write_text(original + "\n# an edit\n")
+        status = json.loads(project.dvc(repo, "status", "--json").stdout)
+        source.write_text(original)
+        assert {name.split("@")[0] for name in status} == expected, module
+
+
+@pytest.mark.parametrize("module", ["fmnist/config.py", "fmnist/metrics.py", "fmnist/leaderboard.py"])
 def test_editing_a_library_module_reruns_exactly_the_stages_that_import_it(repo, module):
+    """config.py: configure reruns, its files come out identical, so no model retrains or re-evaluates."""
     with open(repo / module, "a") as source:
         source.write("\n# an edit that changes no result\n")
     expected = {name for name, entry in stage_instances(repo).items() if module in import_closure(entry)}
@@ -127,14 +158,26 @@ def test_editing_a_library_module_reruns_exactly_the_stages_that_import_it(repo,
     assert ran(project.dvc(repo, "repro").stdout) == expected
 
 
+def test_removing_a_model_drops_it_from_the_leaderboard_metrics_and_cards(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    del params["models"]["logreg"]
+    project.write_params(repo, params)
+    project.dvc(repo, "repro")
+    board = json.loads((repo / "reports" / "leaderboard.json").read_text())
+    assert {row["model"] for row in board} == set(MODELS) - {"logreg"}
+    for gone in ("metrics/logreg.json", "plots/curves/logreg.csv", "reports/model_cards/logreg.md"):
+        assert not (repo / gone).exists(), gone
+
+
 def test_rerunning_earlier_params_restores_from_run_cache(repo):
     """Params that ran before train nothing: DVC's run-cache restores the model and its results."""
     changed = project.dvc(repo, "exp", "run", "-S", "models.mlp_small.lr=0.005")
-    assert ran(changed.stdout) == {"configure@mlp_small", "train@mlp_small", "evaluate@mlp_small", "summarize"}
+    assert ran(changed.stdout) == {"configure@mlp_small", "train@mlp_small", "evaluate@mlp_small", "export@mlp_small",
+                                   "summarize"}
 
     back = project.dvc(repo, "exp", "run", "-S", "models.mlp_small.lr=0.001")  # the committed value
     assert ran(back.stdout) == {"summarize"}
-    for stage in ("configure@mlp_small", "train@mlp_small", "evaluate@mlp_small"):
+    for stage in ("configure@mlp_small", "train@mlp_small", "evaluate@mlp_small", "export@mlp_small"):
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in back.stdout
     # The restored results are the committed ones, byte for byte.
     assert project.run(repo, "git", "status", "--porcelain", "metrics", "plots", "reports").stdout == ""

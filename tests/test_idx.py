@@ -42,6 +42,30 @@ def test_read_checks_expected_shape(tmp_path):
         idx.read(path, idx.TRAIN_LABELS)
 
 
+@pytest.mark.parametrize("file, shape, found, wanted", [
+    (idx.TRAIN_IMAGES, (5, 28, 27), "5 x 28 x 27", "N x 28 x 28"),
+    (idx.TEST_IMAGES, (5, 784), "5 x 784", "N x 28 x 28"),
+    (idx.TRAIN_LABELS, (5, 28, 28), "5 x 28 x 28", "N"),
+])
+def test_read_refuses_other_dimensions_than_the_official_file_of_that_name(tmp_path, file, shape, found, wanted):
+    path = tmp_path / file.gz_name
+    path.write_bytes(gzip.compress(idx_bytes(torch.zeros(shape, dtype=torch.uint8))))
+    with pytest.raises(DataError) as error:
+        idx.read(path)
+    assert str(error.value).startswith(f"{path}: dimensions {found}, expected {wanted} ")
+
+
+def test_read_accepts_any_count_of_the_official_dimensions(tmp_path):
+    path = tmp_path / idx.TRAIN_IMAGES.name
+    path.write_bytes(idx_bytes(torch.zeros(3, 28, 28, dtype=torch.uint8)))
+    assert idx.read(path).shape == (3, 28, 28)
+
+
+def test_gunzip_limit_passes_a_file_of_exactly_that_size():
+    content = idx_bytes(torch.ones(7, dtype=torch.uint8))
+    assert idx.gunzip(gzip.compress(content), "x", limit=len(content)) == content
+
+
 def test_read_accepts_gzip_and_refuses_corrupt_gzip(tmp_path):
     content = idx_bytes(torch.ones(4, dtype=torch.uint8))
     good, bad = tmp_path / "good.gz", tmp_path / "bad.gz"

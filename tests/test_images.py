@@ -1,5 +1,9 @@
 """Pictures into Fashion-MNIST's form: formats, EXIF orientation, transparency, and the conversion."""
 
+import resource
+from contextlib import contextmanager
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -95,6 +99,36 @@ def test_16_bit_greyscale_is_scaled_not_clipped(tmp_path):
     Image.fromarray(garment().astype(np.uint16) * 257).save(tmp_path / "deep.png")
     seen, conversion = images.load(tmp_path / "deep.png")
     assert conversion.inverted and torch.equal(seen, images.convert(torch.from_numpy(garment()))[0])
+
+
+def test_a_mode_pillow_reads_but_cannot_convert_is_that_files_error(tmp_path):
+    Image.fromarray(garment()).convert("RGB").convert("LAB").save(tmp_path / "lab.tif")
+    with pytest.raises(images.ImageError, match=r"lab\.tif: cannot convert its LAB pixels to greyscale \(.*\)$"):
+        images.load(tmp_path / "lab.tif")
+
+
+@contextmanager
+def address_space(extra: int):
+    """Let the process map only `extra` more bytes: an allocation past that fails at once."""
+    used = int(Path("/proc/self/status").read_text().split("VmSize:")[1].split()[0]) * 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (used + extra, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads the address space size from /proc")
+def test_a_long_thin_picture_costs_memory_by_its_pixels_not_its_long_side_squared(tmp_path):
+    picture = np.full((60, 30000), 255, dtype=np.uint8)
+    picture[20:41, 100:29900] = 30  # a 29800 x 21 bar: its square would be 3.6 GB of floats
+    Image.fromarray(picture).save(tmp_path / "belt.png")
+    assert (tmp_path / "belt.png").stat().st_size < 10_000
+    with address_space(500 * 2**20):
+        seen, conversion = images.load(tmp_path / "belt.png")
+    assert conversion.trimmed == (29800, 21)
+    assert seen.nonzero()[:, 0].unique().tolist() in ([13], [14], [13, 14])  # a faint line across the middle
 
 
 def test_directory_lists_its_pictures_sorted_and_refuses_one_without(tmp_path):

@@ -1,12 +1,13 @@
 import pytest
 import torch
 
-from fmnist import config, engine, metrics, models
+from fmnist import checkpoint, config, metrics, models, training
+from fmnist.errors import DataError
 
 
 @pytest.mark.parametrize("arch", list(config.ARCH_OPTIONS))
 def test_every_architecture_maps_images_to_ten_logits(arch):
-    model = models.build(arch, config.ARCH_OPTIONS[arch])
+    model = models.build(arch, {name: setting.default for name, setting in config.ARCH_OPTIONS[arch].items()})
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
@@ -22,11 +23,11 @@ def test_resnet_downsample_shrinks_feature_maps():
 @pytest.mark.parametrize("arch", ["logreg", "mlp", "cnn"])
 def test_training_steps_lower_the_loss(arch):
     torch.manual_seed(0)
-    cfg = config.parse({"models": {"m": {"arch": arch, "lr": 0.01, "optimizer": "adam"}}}).models["m"]
+    cfg = config.parse({"models": {"m": {"arch": arch, "lr": 0.01, "optimizer": "adam"}}}).models["m"].training
     if arch == "cnn":
-        cfg = config.parse({"models": {"m": {"arch": arch, "lr": 0.01, "optimizer": "adam", "channels": [8], "whiten": False}}}).models["m"]
+        cfg = config.parse({"models": {"m": {"arch": arch, "lr": 0.01, "optimizer": "adam", "channels": [8], "whiten": False}}}).models["m"].training
     model = models.build(cfg.arch, cfg.options)
-    optimizer = engine.make_optimizer(model, cfg)
+    optimizer = training.make_optimizer(model, cfg)
     x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
     losses = []
     for _ in range(5):
@@ -39,12 +40,12 @@ def test_training_steps_lower_the_loss(arch):
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():
-    shape = lambda name: config.parse({"models": {"m": {"arch": "logreg", "lr": 1, "scheduler": name}}}).models["m"]  # noqa: E731
-    factors = [engine.lr_factor(step, 10, 2, shape("onecycle")) for step in range(10)]
+    shape = lambda name: config.parse({"models": {"m": {"arch": "logreg", "lr": 1, "scheduler": name}}}).models["m"].training  # noqa: E731
+    factors = [training.lr_factor(step, 10, 2, shape("onecycle")) for step in range(10)]
     assert factors[:2] == [0.5, 1.0]
     assert factors[2] == 1.0 and factors[-1] == pytest.approx(1 / 8)
-    assert engine.lr_factor(5, 10, 0, shape("cosine")) == pytest.approx(0.5)
-    assert engine.lr_factor(9, 10, 0, shape("constant")) == 1.0
+    assert training.lr_factor(5, 10, 0, shape("cosine")) == pytest.approx(0.5)
+    assert training.lr_factor(9, 10, 0, shape("constant")) == 1.0
 
 
 def test_whitening_decorrelates_the_training_patches():
@@ -78,3 +79,50 @@ def test_metrics_match_hand_computed_values():
 def test_f1_of_a_never_predicted_class_is_zero():
     counts = metrics.confusion(torch.tensor([0, 1]), torch.tensor([0, 0]), 2)
     assert metrics.macro_f1(counts) == pytest.approx((2 / 3 + 0) / 2)
+
+
+def save_mlp(path, hidden, **changes):
+    """A checkpoint as train writes it, of an untrained mlp, with `changes` to its fields (None: drop it)."""
+    checkpoint.save(path, models.mlp(hidden, 0.0).state_dict(), "mlp", {"hidden": hidden, "dropout": 0.0},
+                    0.3, 0.3, 1, 0.5, [])
+    saved = torch.load(path, weights_only=True)
+    saved |= changes
+    torch.save({key: value for key, value in saved.items() if value is not None}, path)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    save_mlp(tmp_path / "m.pt", [8])
+    model, saved = checkpoint.load(tmp_path / "m.pt")
+    assert saved["arch"] == "mlp" and "state_dict" not in saved
+    assert torch.equal(model[1].weight, torch.load(tmp_path / "m.pt", weights_only=True)["state_dict"]["1.weight"])
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"arch": None}, "not a checkpoint of this project (no arch)"),
+    ({"arch": "transformer"}, "not a checkpoint of this project (unknown arch 'transformer')"),
+    ({"normalization": {"mean": 0.3}}, "not a checkpoint of this project (normalization without mean and std)"),
+    ({"options": {"width": 8}}, "not a checkpoint of this project (options that build no mlp: "
+                                "mlp() got an unexpected keyword argument 'width')"),
+    ({"options": {"hidden": [16], "dropout": 0.0}},
+     "weights do not fit the mlp with hidden=[16], dropout=0.0 (1.weight is (8, 784) in the file, "
+     "(16, 784) in the model, and 2 more)"),
+    ({"arch": "logreg", "options": {}},
+     "weights do not fit the logreg (1.weight is (8, 784) in the file, (10, 784) in the model, and 1 more)"),
+    ({"state_dict": {}}, "weights do not fit the mlp with hidden=[8], dropout=0.0 (no 1.weight, and 3 more)"),
+])
+def test_a_checkpoint_of_something_else_is_one_line_naming_the_file(tmp_path, changes, reason):
+    path = tmp_path / "m.pt"
+    save_mlp(path, [8], **changes)
+    with pytest.raises(DataError) as error:
+        checkpoint.load(path)
+    assert str(error.value) == f"{path}: {reason}"
+
+
+@pytest.mark.parametrize("content, reason", [
+    (models.logreg().state_dict(), "no arch, options, normalization, best_epoch, best_val_accuracy, state_dict"),
+    (torch.zeros(3), "a Tensor, not a dict"),
+])
+def test_a_bare_state_dict_or_tensor_is_not_a_checkpoint(tmp_path, content, reason):
+    torch.save(content, tmp_path / "m.pt")
+    with pytest.raises(DataError, match=rf"^{tmp_path / 'm.pt'}: not a checkpoint of this project \({reason}\)$"):
+        checkpoint.load(tmp_path / "m.pt")

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from types import SimpleNamespace
 
 import pytest
@@ -11,9 +12,11 @@ import torch
 import yaml
 from PIL import Image
 
-from fmnist import checkpoint, config, data, device, engine, idx, images, models, sources
+from fmnist import checkpoint, config, data, device, files, idx, images, inference, models, paths, sources, training
 from fmnist.progress import Silent
 from tests import project, synthetic
+
+pytestmark = pytest.mark.e2e  # a model trained in the module's fixture, and the command in processes of its own
 
 REAL = (sources.DEBIAN_DIR / idx.TEST_IMAGES.gz_name).is_file()
 PARAMS = {
@@ -40,16 +43,18 @@ def repo(tmp_path_factory):
     path = tmp_path_factory.mktemp("repo")
     train, test = real_or_synthetic()
     train, test = (data.Split(s.images.reshape(-1, 1, 28, 28), s.labels.long()) for s in (train, test))
-    cfg = config.parse(PARAMS).models["tiny"]
+    configured = config.parse(PARAMS).models["tiny"]
+    cfg = configured.training
     pixels = train.images.double() / 255
-    runtime = engine.Runtime.create(cfg, pixels.mean().item(), pixels.std().item())
+    runtime = inference.Runtime.create(cfg, pixels.mean().item(), pixels.std().item())
     device.make_deterministic(cfg.seed)
-    trainer = engine.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, train)
+    trainer = training.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, train)
     trainer.fit(train.to(runtime.device), test.take(torch.arange(1000)).to(runtime.device), Silent())
     checkpoint.save(path / "models" / "tiny.pt", trainer.best_state, cfg.arch, cfg.options,
                     runtime.mean, runtime.std, 1, trainer.best_accuracy, [])
     (path / "params.yaml").write_text(yaml.safe_dump(PARAMS | {"models": PARAMS["models"] | {
         "untrained": {"arch": "logreg", "lr": 0.01}}}))
+    files.write_json(path / paths.evaluate_config("tiny"), asdict(configured.evaluation))  # as configure writes it
     (path / "reports").mkdir()
     (path / "reports" / "leaderboard.json").write_text(json.dumps([{"model": "untrained", "best_val_accuracy": 0.5}, {"model": "tiny", "best_val_accuracy": 0.9}]))
     return SimpleNamespace(path=path, test=test)
@@ -73,12 +78,12 @@ def json_lines(result) -> dict[str, dict]:
 
 def evaluate_probabilities(repo, images_: torch.Tensor) -> torch.Tensor:
     """What stages/evaluate.py computes for these images, as probabilities."""
-    cfg = config.load(repo.path / "params.yaml").models["tiny"]
+    cfg = config.load(repo.path / "params.yaml").models["tiny"].evaluation
     model, saved = checkpoint.load(repo.path / "models" / "tiny.pt")
-    runtime = engine.Runtime.create(cfg, saved["normalization"]["mean"], saved["normalization"]["std"])
+    runtime = inference.Runtime.create(cfg, saved["normalization"]["mean"], saved["normalization"]["std"])
     device.make_deterministic(cfg.seed)
     model = runtime.place(model)
-    logits = engine.predict(model, images_.to(runtime.device), runtime, cfg.eval_batch_size, cfg.tta_views)
+    logits = inference.predict(model, images_.to(runtime.device), runtime, cfg.eval_batch_size, cfg.tta_views)
     return logits.softmax(1).cpu()
 
 
@@ -137,11 +142,13 @@ def test_bad_files_get_one_line_each_and_the_good_ones_are_still_predicted(repo,
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "no-pictures").mkdir()
     (tmp_path / "no-pictures" / "readme.txt").write_text("nothing here\n")
+    shop_picture(repo.test.images[0]).convert("LAB").save(tmp_path / "lab.tif")  # Pillow reads it, but not into grey
     shop_picture(repo.test.images[1]).save(tmp_path / "also-good.jpg")
-    names = ["good.png", "truncated.png", "notes.txt", "empty.png", "no-pictures", "missing.png", "also-good.jpg"]
+    names = ["good.png", "truncated.png", "notes.txt", "empty.png", "no-pictures", "missing.png", "lab.tif",
+             "also-good.jpg"]
     expected = {tmp_path / "truncated.png": "truncated", tmp_path / "notes.txt": "not an image",
                 tmp_path / "empty.png": "empty file", tmp_path / "no-pictures": "no images",
-                tmp_path / "missing.png": "no such file"}
+                tmp_path / "missing.png": "no such file", tmp_path / "lab.tif": "cannot convert its LAB pixels"}
 
     result = predict(repo, *(tmp_path / name for name in names), check=False)
     assert_error_lines(result, expected)
@@ -151,7 +158,7 @@ def test_bad_files_get_one_line_each_and_the_good_ones_are_still_predicted(repo,
     assert_error_lines(result, expected)
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [os.path.basename(row["file"]) for row in rows] == names  # one object per file, in order
-    assert [("top" in row, "error" in row) for row in rows] == [(True, False)] + [(False, True)] * 5 + [(True, False)]
+    assert [("top" in row, "error" in row) for row in rows] == [(True, False)] + [(False, True)] * 6 + [(True, False)]
 
 
 @pytest.mark.parametrize("model, fix", [

@@ -1,4 +1,5 @@
 import gzip
+import tracemalloc
 
 import pytest
 
@@ -45,12 +46,18 @@ def test_fetch_all_takes_the_first_complete_source(synthetic_files, tmp_path):
     assert got.skipped == []  # "first" was not named by the user: falling back from it is normal
 
 
-def test_a_damaged_explicit_source_is_reported_with_file_and_reason(synthetic_files, tmp_path):
-    src, contents = synthetic_files
+def copy_of(src, tmp_path):
+    """A directory the user named, holding the same files as `src`, for a test to damage."""
     named = tmp_path / "named"
     named.mkdir()
     for path in src.iterdir():
         (named / path.name).write_bytes(path.read_bytes())
+    return named
+
+
+def test_a_damaged_explicit_source_is_reported_with_file_and_reason(synthetic_files, tmp_path):
+    src, contents = synthetic_files
+    named = copy_of(src, tmp_path)
     gz = named / "train-images-idx3-ubyte.gz"
     gz.write_bytes(gz.read_bytes()[:-100])
     got = sources.fetch_all([sources.directory(named, "$FASHION_MNIST_DIR", explicit=True),
@@ -58,6 +65,26 @@ def test_a_damaged_explicit_source_is_reported_with_file_and_reason(synthetic_fi
     assert got.files == contents and got.source == f"Debian package {src}"
     [reason] = got.skipped
     assert reason.startswith(f"$FASHION_MNIST_DIR {named}: train-images-idx3-ubyte: corrupt gzip data")
+
+
+def test_a_gzip_bomb_is_named_and_skipped_without_unpacking_it(synthetic_files, tmp_path):
+    src, contents = synthetic_files
+    named = copy_of(src, tmp_path)
+    bomb = gzip.compress(bytes(1 << 20), mtime=0) * 200  # 200 MB of zeros in 200 KB: gzip members concatenate
+    (named / "train-labels-idx1-ubyte.gz").write_bytes(bomb)
+    got = sources.fetch_all([sources.directory(named, "$FASHION_MNIST_DIR", explicit=True),
+                             sources.directory(src, "Debian package")])
+    assert got.files == contents
+    assert got.skipped == [f"$FASHION_MNIST_DIR {named}: train-labels-idx1-ubyte: "
+                           f"unpacks to more than the {idx.TRAIN_LABELS.size} bytes expected"]
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match="unpacks to more than"):
+            sources.verified(idx.FILES[1], bomb, "bomb")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000  # a few times the labels file's 60 KB; unpacked whole, the bomb took 200 MB
 
 
 def test_no_source_gives_one_error_naming_every_place_and_fix(tmp_path):

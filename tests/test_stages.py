@@ -1,5 +1,6 @@
 """The stages as plain Python commands (as on a machine without DVC), on synthetic data."""
 
+import errno
 import hashlib
 import json
 import signal
@@ -11,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from fmnist import checkpoint, data, files, inference, settings
 from tests import project
 from tests.synthetic import idx_bytes, write_raw
 
@@ -31,6 +33,12 @@ def repo(tmp_path):
     return project.plain_project(tmp_path / "repo", TINY)
 
 
+@pytest.fixture
+def stage(repo, monkeypatch, capsys):
+    """A stage run in this process: for the one-line error contract, checked many times over."""
+    return lambda *command: project.stage_in_process(repo, monkeypatch, capsys, *command)
+
+
 def digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -48,6 +56,7 @@ def assert_one_line_error(result, *fragments):
         assert fragment in lines[0]
 
 
+@pytest.mark.e2e
 def test_pipeline_runs_without_dvc_and_reruns_identically(repo):
     project.stage(repo, "prepare")
     project.stage(repo, "configure")
@@ -55,6 +64,7 @@ def test_pipeline_runs_without_dvc_and_reruns_identically(repo):
     for name in TINY["models"]:
         project.stage(repo, "train", name)
         project.stage(repo, "evaluate", name)
+        project.stage(repo, "export", name)
     project.stage(repo, "summarize")
     outputs = {p: digest(repo / p) for p in ["models/lin.pt", "models/conv.pt", "results/lin/metrics.json",
                                              "results/conv/metrics.json", "results/conv/confusion.csv"]}
@@ -68,8 +78,11 @@ def test_pipeline_runs_without_dvc_and_reruns_identically(repo):
     assert json.loads((repo / "metrics" / "lin.json").read_text())["test_accuracy"] > 0.5
     board = json.loads((repo / "reports" / "leaderboard.json").read_text())
     assert [row["model"] for row in board][0] == "lin" and len(board) == 2
+    card = (repo / "reports" / "model_cards" / "conv.md").read_text()
+    assert card.startswith("# conv") and f"Test accuracy **{metrics['test_accuracy']:.4f}**" in card
+    assert json.loads((repo / "reports" / "provenance" / "conv.json").read_text())["multiply_adds"] > 0
     curves = (repo / "plots" / "curves" / "conv.csv").read_text().splitlines()
-    assert curves[0] == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds" and len(curves) == 4
+    assert curves[0] == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr" and len(curves) == 4  # no wall time
 
     project.stage(repo, "prepare")
     assert digests(repo / "data" / "prepared") == first
@@ -79,6 +92,27 @@ def test_pipeline_runs_without_dvc_and_reruns_identically(repo):
     assert {p: digest(repo / p) for p in outputs} == outputs
 
 
+@pytest.mark.e2e
+def test_the_export_gives_evaluates_predictions_with_torch_alone(repo):
+    for command in (("prepare",), ("configure",), ("train", "conv"), ("evaluate", "conv"), ("export", "conv")):
+        project.stage(repo, *command)
+    code = ("import sys, torch; model = torch.export.load(sys.argv[1]).module();"  # no fmnist import
+            "test = torch.load(sys.argv[2], weights_only=True);"
+            "torch.save(model(test['images']).detach(), sys.argv[3])")
+    project.run(repo, sys.executable, "-c", code, "exports/conv.pt2", "data/prepared/test.pt", "logits.pt")
+    logits = torch.load(repo / "logits.pt", weights_only=True)
+    with open(repo / "results" / "conv" / "confusion.csv") as rows:
+        evaluated = [line.split(",")[1].strip() for line in rows.readlines()[1:]]
+    assert [data.CLASSES[i] for i in logits.argmax(1).tolist()] == evaluated  # the same answer on every image
+    cfg = settings.Evaluation.read(repo / "configs" / "conv" / "evaluate.json")
+    model, saved = checkpoint.load(repo / "models" / "conv.pt")
+    runtime = inference.Runtime.create(cfg, saved["normalization"]["mean"], saved["normalization"]["std"])
+    test = torch.load(repo / "data" / "prepared" / "test.pt", weights_only=True)["images"]
+    expected = inference.predict(runtime.place(model), test, runtime, cfg.eval_batch_size, cfg.tta_views)
+    assert torch.allclose(logits, expected, atol=1e-5)  # fp32 on both sides: only summation order may differ
+
+
+@pytest.mark.e2e
 def test_checkpoint_loads_with_weights_only(repo):
     project.stage(repo, "prepare")
     project.stage(repo, "configure")
@@ -87,19 +121,20 @@ def test_checkpoint_loads_with_weights_only(repo):
     assert saved["arch"] == "logreg" and 1 <= saved["best_epoch"] <= 3
 
 
-def test_bad_parameter_stops_every_stage_before_work(repo):
+def test_bad_parameter_stops_every_stage_before_work(repo, stage):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["models"]["conv"]["learning_rate"] = 0.1
     project.write_params(repo, params)
-    for stage in ("prepare", "configure", "train conv", "evaluate lin", "summarize"):
-        result = project.stage(repo, *stage.split(), check=False)
-        assert_one_line_error(result, "models.conv.learning_rate: unknown key")
+    # One as a user runs it, in a process of its own: the message must come without a traceback.
+    assert_one_line_error(project.stage(repo, "train", "conv", check=False), "models.conv.learning_rate: unknown key")
+    for command in ("prepare", "configure", "train conv", "evaluate lin", "summarize"):
+        assert_one_line_error(stage(*command.split()), "models.conv.learning_rate: unknown key")
     assert not (repo / "data" / "prepared").exists() and not (repo / "models").exists()
 
 
-def test_val_size_larger_than_data_is_refused(repo):
+def test_val_size_larger_than_data_is_refused(repo, stage):
     project.write_params(repo, {**TINY, "val_size": 700})
-    assert_one_line_error(project.stage(repo, "prepare", check=False), "val_size = 700: must not exceed")
+    assert_one_line_error(stage("prepare"), "val_size = 700: must not exceed")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -109,24 +144,24 @@ def test_val_size_larger_than_data_is_refused(repo):
     ("top", "precision", "fp16", 'params.yaml: precision = "fp16": fp16 needs CUDA'),
     ("lin", "precision", "fp16", 'params.yaml: models.lin.precision = "fp16": fp16 needs CUDA'),
 ])
-def test_machine_refusals_name_the_key_as_written(repo, where, key, value, message):
+def test_machine_refusals_name_the_key_as_written(repo, stage, where, key, value, message):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     (params if where == "top" else params["models"]["lin"])[key] = value
     project.write_params(repo, params)
-    project.stage(repo, "configure")  # the spec is valid anywhere; only this machine lacks it
-    for stage in ("train", "evaluate"):
-        assert_one_line_error(project.stage(repo, stage, "lin", check=False), message)
+    assert stage("configure").returncode == 0  # the spec is valid anywhere; only this machine lacks it
+    for name in ("train", "evaluate"):
+        assert_one_line_error(stage(name, "lin"), message)
 
 
-def test_train_and_evaluate_refuse_settings_configure_did_not_write(repo):
-    project.stage(repo, "prepare")
-    assert_one_line_error(project.stage(repo, "train", "lin", check=False),
-                          "configs/lin/train.json: missing", "python -m stages.configure lin")
-    project.stage(repo, "configure")
+def test_train_and_evaluate_refuse_settings_configure_did_not_write(repo, stage):
+    assert stage("prepare").returncode == 0
+    assert_one_line_error(stage("train", "lin"), "configs/lin/train.json: missing", "python -m stages.configure lin")
+    assert stage("configure").returncode == 0
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["models"]["lin"]["lr"] = 0.02
     project.write_params(repo, params)
-    assert_one_line_error(project.stage(repo, "train", "lin", check=False), "out of date with params.yaml")
+    assert_one_line_error(stage("train", "lin"), "out of date with params.yaml")
+    assert stage("evaluate", "lin").returncode == 2  # its file is older too: lr changes the params hash
 
 
 def test_configure_starts_without_torch(repo):
@@ -137,14 +172,68 @@ def test_configure_starts_without_torch(repo):
     assert "tta_views" not in json.loads((repo / "configs" / "conv" / "train.json").read_text())
 
 
-def test_train_subset_larger_than_data_is_refused(repo):
-    project.stage(repo, "prepare")
+def set_train_subset(repo, size: int, model: str | None) -> None:
+    """`train_subset: size` under `model`, or as the global when model is None."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["models"]["lin"]["train_subset"] = 10_000
+    (params["models"][model] if model else params)["train_subset"] = size
     project.write_params(repo, params)
-    project.stage(repo, "configure")
-    assert_one_line_error(project.stage(repo, "train", "lin", check=False),
-                          "models.lin.train_subset = 10000: must not exceed the 500 images")
+
+
+def test_train_subset_larger_than_data_is_refused(repo, stage):
+    assert stage("prepare").returncode == 0
+    set_train_subset(repo, 10_000, "lin")
+    assert stage("configure").returncode == 0
+    assert_one_line_error(stage("train", "lin"), "models.lin.train_subset = 10000: must not exceed the 500 images")
+    project.write_params(repo, TINY)
+    set_train_subset(repo, 10_000, None)  # the global, named as such
+    assert stage("configure").returncode == 0
+    assert_one_line_error(stage("train", "lin"), "params.yaml: train_subset = 10000: must not exceed")
+
+
+def test_train_before_prepare_is_one_line(repo, stage):
+    assert stage("configure").returncode == 0
+    assert_one_line_error(stage("train", "lin"), "data/prepared/train.pt: missing; run the prepare stage first")
+
+
+def test_a_batch_of_one_image_is_refused_before_training(repo, stage):
+    assert stage("prepare").returncode == 0
+    set_train_subset(repo, 1, "conv")
+    assert stage("configure").returncode == 0
+    assert_one_line_error(stage("train", "conv"), "models.conv.train_subset = 1: leaves 1 image(s) per batch")
+
+
+def test_a_full_disk_while_saving_the_model_is_one_line(repo, stage, monkeypatch):
+    assert stage("prepare").returncode == 0 and stage("configure").returncode == 0
+    real_replace = files.os.replace
+
+    def full_for_models(source, target):
+        if str(target).startswith("models/lin.pt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(files.os, "replace", full_for_models)
+    result = stage("train", "lin")  # after the epochs' progress lines
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: models/lin.pt: cannot write (No space left on device)")
+    assert not (repo / "models" / "lin.pt").exists() and not list((repo / "models").glob(".lin.pt.*"))
+
+
+@pytest.mark.parametrize("damage, warning", [
+    (lambda path, state: path.write_bytes(b"not a checkpoint"), "damaged resume point (UnpicklingError)"),
+    (lambda path, state: torch.save({**state, "layout": "older code"}, path),
+     "resume point from other code (its layers differ)"),
+])
+def test_an_unusable_resume_point_is_said_in_one_warning_and_training_starts_over(repo, stage, damage, warning):
+    assert stage("prepare").returncode == 0 and stage("configure").returncode == 0
+    assert stage("train", "lin").returncode == 0
+    whole = digest(repo / "models" / "lin.pt")
+    state = {"params_hash": settings.Training.read(repo / "configs" / "lin" / "train.json").fingerprint()}
+    damage(repo / "models" / ".lin.resume.pt", state)
+    result = stage("train", "lin")
+    assert result.returncode == 0 and "resuming" not in result.stdout
+    assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [
+        f"warning: models/.lin.resume.pt: {warning}; training from the start"]
+    assert digest(repo / "models" / "lin.pt") == whole
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -152,21 +241,22 @@ def test_train_subset_larger_than_data_is_refused(repo):
     (lambda b: b"\x00\x00\x09" + b[3:], "bad magic number"),
     (lambda b: b[:4] + (601).to_bytes(4, "big") + b[8:], "need"),  # wrong count in the header
 ])
-def test_corrupt_raw_file_is_one_line_and_leaves_no_output(repo, damage, message):
+def test_corrupt_raw_file_is_one_line_and_leaves_no_output(repo, stage, damage, message):
     path = repo / "data" / "raw" / "train-images-idx3-ubyte"
     path.write_bytes(damage(path.read_bytes()))
-    assert_one_line_error(project.stage(repo, "prepare", check=False), str(path.relative_to(repo)), message)
+    assert_one_line_error(stage("prepare"), str(path.relative_to(repo)), message)
     assert not (repo / "data" / "prepared").exists()
 
 
-def test_mismatched_labels_and_missing_file(repo):
+def test_mismatched_labels_and_missing_file(repo, stage):
     labels = repo / "data" / "raw" / "train-labels-idx1-ubyte"
     labels.write_bytes(idx_bytes(torch.zeros(599, dtype=torch.uint8)))
-    assert_one_line_error(project.stage(repo, "prepare", check=False), "600 images but 599 labels")
+    assert_one_line_error(stage("prepare"), "600 images but 599 labels")
     labels.unlink()
-    assert_one_line_error(project.stage(repo, "prepare", check=False), "train-labels-idx1-ubyte: cannot read")
+    assert_one_line_error(stage("prepare"), "train-labels-idx1-ubyte: cannot read")
 
 
+@pytest.mark.e2e
 def test_download_reports_every_source_when_none_works(repo, tmp_path):
     env_dir = tmp_path / "empty"
     env_dir.mkdir()
@@ -179,6 +269,7 @@ def test_download_reports_every_source_when_none_works(repo, tmp_path):
     assert_one_line_error(result, str(env_dir), "no-debian", "127.0.0.1:9", "apt-get install dataset-fashion-mnist")
 
 
+@pytest.mark.e2e
 def test_download_warns_when_the_named_directory_is_damaged_and_says_what_it_used(repo, tmp_path):
     good, named = tmp_path / "good", tmp_path / "named"
     write_raw(good)
@@ -215,6 +306,7 @@ def prepare_with_epochs(repo, epochs: int) -> None:
     project.stage(repo, "configure")
 
 
+@pytest.mark.e2e
 def test_interrupted_training_leaves_no_output_and_resumes_to_identical_result(repo):
     prepare_with_epochs(repo, 6)
     project.stage(repo, "train", "conv", "--fresh")
@@ -234,6 +326,7 @@ def test_interrupted_training_leaves_no_output_and_resumes_to_identical_result(r
     assert [row.split(",")[:6] for row in resumed.splitlines()] == [row.split(",")[:6] for row in curves.splitlines()]
 
 
+@pytest.mark.e2e
 def test_curves_have_rows_while_training_runs(repo):
     """Written after every epoch, so a plot of a running experiment has something to show."""
     prepare_with_epochs(repo, 12)
@@ -263,6 +356,7 @@ def interrupt_prepare_mid_write(repo) -> subprocess.Popen:
     return process
 
 
+@pytest.mark.e2e
 def test_interrupted_prepare_leaves_splits_complete_or_absent(repo):
     write_raw(repo / "data" / "raw", train=30000)  # large enough that writing takes a while
     prepared = repo / "data" / "prepared"

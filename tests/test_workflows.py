@@ -1,3 +1,4 @@
+import json
 import os
 import shlex
 import shutil
@@ -19,8 +20,8 @@ def actionlint(*paths):
     return subprocess.run([binary, "-no-color", *map(str, paths)], capture_output=True, text=True)
 
 
-def test_both_workflows_exist():
-    assert {p.name for p in WORKFLOWS} == {"tests.yml", "pr-report.yml"}
+def test_the_workflows_exist():
+    assert {p.name for p in WORKFLOWS} == {"tests.yml", "pr-report.yml", "gpu-experiment.yml"}
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
@@ -67,7 +68,7 @@ def test_report_workflow_updates_one_comment_from_the_project_command():
     commands = run_commands("pr-report.yml")
     assert has_command(commands, "python", "-m", "stages.report")
     assert has_command(commands, "cml", "comment", "update")
-    assert has_command(commands, "dvc", "repro", "--pull")
+    assert has_command(commands, "dvc", "repro", "--pull", "--allow-missing")
     assert has_command(commands, "dvc", "push", "--run-cache")
 
 
@@ -75,3 +76,42 @@ def test_a_comment_does_not_count_as_a_command():
     assert not has_command([["echo", "dvc", "repro", "--pull"]], "dvc", "repro", "--pull")
     assert run_commands("pr-report.yml")  # comments are stripped, commands remain
     assert not any(word.startswith("#") for line in run_commands("pr-report.yml") for word in line)
+
+
+def step(workflow: str, name: str) -> str:
+    jobs = yaml.safe_load((ROOT / ".github" / "workflows" / workflow).read_text())["jobs"]
+    return next(step["run"] for job in jobs.values() for step in job["steps"] if step.get("name") == name)
+
+
+def test_the_gpu_workflow_takes_its_arguments_through_the_environment_only():
+    text = (ROOT / ".github" / "workflows" / "gpu-experiment.yml").read_text()
+    jobs = yaml.safe_load(text)["jobs"]
+    scripts = [step.get("run", "") for job in jobs.values() for step in job["steps"]]
+    assert not any("${{" in script for script in scripts)  # an input pasted into a script could run anything
+    assert jobs["experiment"]["runs-on"] == ["self-hosted", "gpu"]
+    assert has_command(run_commands("gpu-experiment.yml"), ".venv/bin/dvc", "exp", "push", "origin")
+
+
+def test_a_dry_run_of_the_experiment_step_passes_each_argument_whole(tmp_path):
+    """The step's own script, with a stand-in dvc that records its arguments."""
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    fake = tmp_path / ".venv" / "bin" / "dvc"
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do echo "[$a]"; done\n')
+    fake.chmod(0o755)
+    script = step("gpu-experiment.yml", "Run the experiment")
+    env = {"PATH": os.environ["PATH"], "ARGS": "-S models.cnn.seed=1 -S 'batch_size=512'", "EXP_NAME": "seed-1"}
+    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[exp]", "[run]", "[--pull]", "[--allow-missing]", "[-S]", "[models.cnn.seed=1]",
+                                     "[-S]", "['batch_size=512']", "[--name]", "[seed-1]"]
+    injected = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                              env={**env, "ARGS": "$(touch pwned) ; touch pwned2", "EXP_NAME": ""})
+    assert injected.returncode == 0 and not list(tmp_path.glob("pwned*"))
+
+
+def test_the_devcontainer_installs_the_data_and_the_pinned_packages():
+    text = (ROOT / ".devcontainer" / "devcontainer.json").read_text()
+    config = json.loads("\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//")))
+    assert "3.11" in config["image"]
+    assert "dataset-fashion-mnist" in config["postCreateCommand"] and config["postCreateCommand"].endswith("make setup")
+    assert "iterative.dvc" in config["customizations"]["vscode"]["extensions"]

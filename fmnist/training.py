@@ -1,4 +1,4 @@
-"""Training and evaluation loops: device, precision, schedule, progress. No file I/O here."""
+"""Training: the loop, optimizer, schedule, lookahead and the state a run resumes from. No file I/O."""
 
 import math
 import time
@@ -8,12 +8,15 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from fmnist.config import ModelConfig
-from fmnist.data import Split, alternating_flips, augment, batch_indices, epoch_randoms, to_float
-from fmnist.device import autocast, resolve_device, resolve_precision
+from fmnist.augment import alternating_flips, augment, batch_indices, epoch_randoms
+from fmnist.data import Split
+from fmnist.device import autocast
+from fmnist.errors import FmnistError
 from fmnist.distributed import World
-from fmnist.models import CONVOLUTIONAL, Whiten
+from fmnist.inference import Runtime, loss_and_accuracy, normalize, predict, to_float
+from fmnist.models import Whiten
 from fmnist.progress import Reporter
+from fmnist.settings import Training
 
 PROGRESS_EVERY = 10  # batches between progress updates; each one syncs with the device
 RECALIBRATION_IMAGES = 4096  # training images whose statistics batch norm takes before each evaluation
@@ -21,26 +24,8 @@ WHITENING_IMAGES = 5000  # training images whose 2x2 patches set the whitening f
 LOOKAHEAD_EVERY = 5  # steps between lookahead updates
 
 
-@dataclass(frozen=True)
-class Runtime:
-    """Where and how a model runs, resolved from the config once."""
-
-    device: torch.device
-    dtype: torch.dtype
-    mean: float
-    std: float
-    channels_last: bool
-
-    @classmethod
-    def create(cls, cfg: ModelConfig, mean: float, std: float) -> "Runtime":
-        device = resolve_device(cfg.device)
-        dtype = resolve_precision(cfg.precision, device)
-        return cls(device, dtype, mean, std, channels_last=cfg.arch in CONVOLUTIONAL)
-
-    def place(self, model: nn.Module) -> nn.Module:
-        """The model on this device; convolutions run faster on channels-last memory."""
-        memory_format = torch.channels_last if self.channels_last else torch.preserve_format
-        return model.to(self.device, memory_format=memory_format)
+class Diverged(FmnistError):
+    """The loss became NaN or infinite: the run stops before any of it reaches an output."""
 
 
 @dataclass(frozen=True)
@@ -51,54 +36,23 @@ class EpochLog:
     val_loss: float
     val_accuracy: float
     lr: float
-    seconds: float
+    seconds: float  # wall time, for timing.json: never in the curves, which reruns must reproduce
 
-
-def normalize(x: torch.Tensor, runtime: Runtime) -> torch.Tensor:
-    x = (x - runtime.mean) / runtime.std
-    return x.contiguous(memory_format=torch.channels_last) if runtime.channels_last else x
-
-
-@torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, runtime: Runtime, batch_size: int, views: int = 1) -> torch.Tensor:
-    """Logits (float32) for uint8 images already on the device, in large no-grad batches,
-    averaged over `views` test-time augmentations (see `tta_logits`)."""
-    model.eval()
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        x = normalize(to_float(images[start : start + batch_size]), runtime)
-        with autocast(runtime.device, runtime.dtype):
-            outputs.append(tta_logits(model, x, views))
-    return torch.cat(outputs)
-
-
-def tta_logits(model: nn.Module, x: torch.Tensor, views: int) -> torch.Tensor:
-    """1 view: the image. 2: the mean with its mirror image. 6: airbench's weighting, half on those
-    two, half on both shifted a pixel up-left and down-right (reflected at the border)."""
-    def mirrored(x: torch.Tensor) -> torch.Tensor:
-        return (model(x).float() + model(x.flip(3)).float()) / 2
-
-    if views == 1:
-        return model(x).float()
-    if views == 2:
-        return mirrored(x)
-    padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
-    shifted = (mirrored(padded[..., :-2, :-2]) + mirrored(padded[..., 2:, 2:])) / 2
-    return (mirrored(x) + shifted) / 2
-
-
-def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    loss = nn.functional.cross_entropy(logits, labels).item()
-    accuracy = (logits.argmax(1) == labels).float().mean().item()
-    return loss, accuracy
+    def curve(self) -> dict:
+        """This epoch's row of the curves CSV."""
+        row = asdict(self)
+        del row["seconds"]
+        return row
 
 
 @torch.no_grad()
 def recalibrate_batch_norm(model: nn.Module, images: torch.Tensor, runtime: Runtime, batch_size: int) -> None:
-    """Set batch norm's running statistics to the exact mean and variance of `images` under the current weights.
+    """Set batch norm's running statistics from `images` under the current weights.
 
     Running averages lag behind the weights: after a few steps they are still near their initial
-    values, so a short run would score at chance. Exact statistics make every evaluation honest.
+    values, so a short run would score at chance. These are fresh: the mean of the per-batch means
+    and variances, weighted equally. With equal batches the mean is exact and the variance misses
+    only the spread between batch means, which is small for batches of a thousand images.
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -111,8 +65,11 @@ def recalibrate_batch_norm(model: nn.Module, images: torch.Tensor, runtime: Runt
         m.momentum = None  # a cumulative average over the batches below
         m.train()
     for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size]
+        if len(batch) < 2:  # batch norm in training mode needs two values per channel (1 x 1 maps: two images)
+            continue
         with autocast(runtime.device, runtime.dtype):
-            model(normalize(to_float(images[start : start + batch_size]), runtime))
+            model(normalize(to_float(batch), runtime))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     model.train(was_training)
@@ -144,7 +101,7 @@ class Lookahead:
         torch._foreach_copy_(self.slow, state)
 
 
-def lr_factor(step: int, total: int, warmup: int, cfg: ModelConfig) -> float:
+def lr_factor(step: int, total: int, warmup: int, cfg: Training) -> float:
     """Linear warm-up from `warmup_from`, then constant, cosine, or linear ("onecycle") decay to `decay_to`."""
     if step < warmup:
         return cfg.warmup_from + (1 - cfg.warmup_from) * (step + 1) / warmup
@@ -156,7 +113,7 @@ def lr_factor(step: int, total: int, warmup: int, cfg: ModelConfig) -> float:
     return 1.0
 
 
-def parameter_groups(model: nn.Module, cfg: ModelConfig) -> list[dict]:
+def parameter_groups(model: nn.Module, cfg: Training) -> list[dict]:
     """Weights and kernels decay; batch norm's parameters learn `bias_lr_factor` times faster.
 
     Biases and norms decay only with `decay_all`, then at the weights' absolute rate whatever their
@@ -176,7 +133,7 @@ def parameter_groups(model: nn.Module, cfg: ModelConfig) -> list[dict]:
     ]
 
 
-def make_optimizer(model: nn.Module, cfg: ModelConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: Training) -> torch.optim.Optimizer:
     groups = [group for group in parameter_groups(model, cfg) if group["params"]]
     # One fused kernel per step, not a loop over tensors: the small models are bound by per-step overhead.
     if cfg.optimizer == "sgd":
@@ -190,7 +147,7 @@ def make_optimizer(model: nn.Module, cfg: ModelConfig) -> torch.optim.Optimizer:
 class Trainer:
     """Holds everything that changes during training, so a run can stop after any epoch and resume."""
 
-    def __init__(self, model: nn.Module, cfg: ModelConfig, runtime: Runtime, train: Split, world: World = World()):
+    def __init__(self, model: nn.Module, cfg: Training, runtime: Runtime, train: Split, world: World = World()):
         self.cfg, self.runtime, self.world = cfg, runtime, world
         self.model = runtime.place(model)
         self.whitening = [m for m in self.model.modules() if isinstance(m, Whiten)]
@@ -201,7 +158,7 @@ class Trainer:
         self.forward = torch.compile(self.forward) if cfg.compile else self.forward
         self.steps_per_epoch = len(train) // cfg.batch_size or 1
         self.total_steps = self.steps_per_epoch * cfg.epochs
-        warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
+        warmup = round(cfg.warmup * self.total_steps)
         self.optimizer = make_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_factor(step, self.total_steps, warmup, cfg)
@@ -213,6 +170,11 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.dtype == torch.float16)
         self.shuffle_rng = torch.Generator().manual_seed(cfg.seed + 1)
         self.augment_rng = torch.Generator().manual_seed(cfg.seed + 2)
+        if world.size > 1:
+            # The global generator draws dropout's masks (shuffling and augmentation have their own,
+            # shared by every rank, above): each rank needs its own, as one process draws a fresh
+            # mask for every image, and rank 1 would otherwise repeat rank 0's.
+            torch.manual_seed(cfg.seed + (world.rank << 32))
         self.history: list[EpochLog] = []
         self.best_state: dict[str, torch.Tensor] = {}
         self.best_accuracy = -1.0
@@ -272,9 +234,13 @@ class Trainer:
             if reporter.live and (i % PROGRESS_EVERY == 0 or i == len(batches)):
                 reporter.batches_done(i, i * self.cfg.batch_size, loss.item())
         loss_sum, correct, seen = self.world.sum(totals).tolist()
+        if not math.isfinite(loss_sum):  # checked once an epoch: a check per step would sync with the device
+            raise Diverged(f"params.yaml: models.{self.cfg.name}.lr = {self.cfg.lr}: the training loss diverged "
+                           f"({loss_sum / seen}) in epoch {epoch}; nothing was saved from it (try a lower lr)")
         return loss_sum / seen, correct / seen
 
     def state_dict(self) -> dict:
+        """Everything a resume needs; every rank must call it (each rank's generators are gathered)."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -283,9 +249,7 @@ class Trainer:
             "lookahead": self.lookahead.state_dict() if self.lookahead else [],
             "shuffle_rng": self.shuffle_rng.get_state(),
             "augment_rng": self.augment_rng.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            # The training device's generator alone: a resume may see fewer GPUs, or none.
-            "cuda_rng": torch.cuda.get_rng_state(self.runtime.device) if self.runtime.device.type == "cuda" else None,
+            "rng": self.world.gather(self.global_rng_state()),
             "history": [asdict(log) for log in self.history],
             "best_state": self.best_state,
             "best_accuracy": self.best_accuracy,
@@ -300,9 +264,15 @@ class Trainer:
             self.lookahead.load_state_dict(state["lookahead"])
         self.shuffle_rng.set_state(state["shuffle_rng"])
         self.augment_rng.set_state(state["augment_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] is not None and self.runtime.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.runtime.device)
+        mine = state["rng"][self.world.rank]
+        torch.set_rng_state(mine["cpu"])
+        if mine["cuda"] is not None and self.runtime.device.type == "cuda":
+            torch.cuda.set_rng_state(mine["cuda"], self.runtime.device)
         self.history = [EpochLog(**log) for log in state["history"]]
         self.best_state = state["best_state"]
         self.best_accuracy = state["best_accuracy"]
+
+    def global_rng_state(self) -> dict:
+        # The training device's generator alone: a resume may see fewer GPUs, or none.
+        cuda = torch.cuda.get_rng_state(self.runtime.device) if self.runtime.device.type == "cuda" else None
+        return {"cpu": torch.get_rng_state(), "cuda": cuda}

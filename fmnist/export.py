@@ -1,0 +1,30 @@
+"""A trained model as one file that needs torch alone: uint8 images in, logits out.
+
+torch.export's program (`.pt2`), not TorchScript: torch.jit is deprecated in this torch. The program
+holds the normalisation and the model's test-time views, so its logits are evaluate's.
+"""
+
+import torch
+from torch import nn
+
+from fmnist.inference import tta_logits
+
+BATCH = torch.export.Dim("batch", min=1, max=65536)
+
+
+class Classifier(nn.Module):
+    """images: uint8, N x 1 x 28 x 28, light garments on black, as Fashion-MNIST stores them."""
+
+    def __init__(self, model: nn.Module, mean: float, std: float, views: int):
+        super().__init__()
+        self.model, self.mean, self.std, self.views = model.eval(), mean, std, views
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images.float() / 255.0 - self.mean) / self.std
+        return tta_logits(self.model, x, self.views)
+
+
+def program(model: nn.Module, mean: float, std: float, views: int) -> torch.export.ExportedProgram:
+    model.requires_grad_(False)  # so the program's outputs carry no autograd graph
+    example = torch.zeros(2, 1, 28, 28, dtype=torch.uint8)
+    return torch.export.export(Classifier(model, mean, std, views), (example,), dynamic_shapes={"images": {0: BATCH}})
