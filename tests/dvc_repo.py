@@ -1,25 +1,47 @@
-"""The DVC end-to-end tests' repository: one per test module, its whole pipeline run and committed
-once on `main`. Every test starts from that commit (the autouse `clean` fixture), so each one passes
-alone with `-k`; a test that needs a second revision builds it through a fixture, and one that
-commits does so on its own branch. Two modules share the work, so pytest-xdist runs them at once.
+"""The DVC end-to-end tests' repository: its whole pipeline run and committed once on `main`, then
+copied for each test module. Every test starts from that commit (the autouse `clean` fixture), so
+each one passes alone with `-k`; a test that needs a second revision builds it through a fixture,
+and one that commits does so on its own branch. Two modules share the work, so pytest-xdist runs
+them at once.
 """
+
+import shutil
+from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
 from tests import project
 
 MODELS = project.DVC_MODELS
 
 
+@pytest.fixture(scope="session")
+def baseline(tmp_path_factory, worker_id) -> Path:
+    """The project with its whole pipeline run and committed on main, built once per test session:
+    the first pytest-xdist worker to ask builds it, the others wait for it."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent  # every worker's temporary directories sit beside each other here
+    built = shared / "dvc-baseline"
+    with FileLock(shared / "dvc-baseline.lock"):
+        if not (shared / "dvc-baseline.done").exists():
+            shutil.rmtree(built, ignore_errors=True)
+            project.dvc_project(built)
+            project.dvc(built, "repro")
+            project.run(built, "git", "add", "-A")
+            project.run(built, "git", "commit", "-qm", "baseline run")
+            (shared / "dvc-baseline.done").touch()
+    return built
+
+
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """A project whose whole pipeline has run once and been committed on main."""
-    repo = project.dvc_project(tmp_path_factory.mktemp("dvc") / "repo")
-    result = project.dvc(repo, "repro")
-    assert "Running stage 'summarize'" in result.stdout
-    project.run(repo, "git", "add", "-A")
-    project.run(repo, "git", "commit", "-qm", "baseline run")
+def repo(baseline, tmp_path_factory):
+    """A copy of the baseline for one module: its tests may commit, queue and push without the other's."""
+    repo = tmp_path_factory.mktemp("dvc") / "repo"
+    # Not .dvc/tmp: locks and experiment state belong to the running repository.
+    shutil.copytree(baseline, repo, symlinks=True, ignore=lambda folder, names: ["tmp"] if folder.endswith(".dvc") else [])
     return repo
 
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests import project
-from tests.dvc_repo import MODELS, batch_size_branch, clean, every, ran, repo, reset, set_param  # noqa: F401 (fixtures)
+from tests.dvc_repo import MODELS, baseline, batch_size_branch, clean, every, ran, repo, reset, set_param  # noqa: F401 (fixtures)
 from tests.test_repository import import_closure
 
 pytestmark = pytest.mark.e2e  # real DVC commands: minutes, so outside `make test-fast`
@@ -147,10 +147,10 @@ def descends_from(pid: int, ancestor: int) -> bool:
 
 def test_interrupted_repro_shows_changed_then_completes(repo):
     set_param(repo, "models.cnn.lr", 0.02)
-    set_param(repo, "models.cnn.epochs", 60)  # ample time to interrupt after the first
+    set_param(repo, "models.cnn.epochs", 20)  # time to interrupt after the first, short to finish
     process = project.start(repo, sys.executable, "-m", "dvc", "repro",
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    project.wait_for_resume_point(repo, "cnn", process, seconds=300)  # after epoch 1 of 60
+    project.wait_for_resume_point(repo, "cnn", process, seconds=300)  # after epoch 1 of 20
     # Ctrl-C as it reaches the stage: DVC runs the command apart and ignores SIGINT itself meanwhile.
     pid = training_process(process.pid)
     assert pid, "train@cnn was not running mid-training"
