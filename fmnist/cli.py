@@ -13,9 +13,10 @@ def run(main: Callable[[], None]) -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         main()
+    # One write per line: print() writes the newline apart, so concurrent ranks could interleave.
     except FmnistError as error:
-        print(f"error: {error}", file=sys.stderr)
+        sys.stderr.write(f"error: {error}\n")
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: outputs left complete or absent", file=sys.stderr)
+        sys.stderr.write("interrupted: outputs left complete or absent\n")
         sys.exit(130)

@@ -182,7 +182,7 @@ ARCH_OPTIONS = {
         "dropout": Setting(0.0, Number(0, 1, high_open=True), "after each hidden layer"),
     },
     "cnn": {
-        "channels": Setting([64, 128, 128], Widths(), "one conv group each: 27 -> 13 -> 6 -> 3 pixels"),
+        "channels": Setting([48, 96, 128], Widths(), "one conv group each: 27 -> 13 -> 6 -> 3 pixels"),
         "whiten": Setting(True, Boolean(), "frozen 2x2 patch-whitening stem (false: a trainable conv of that shape)"),
         "dirac": Setting(True, Boolean(), "every 3x3 conv starts as the identity on its first input-width filters"),
         "bn_scale": Setting(False, Boolean(), "batch norm's scale trains (false: frozen at 1)"),
@@ -191,6 +191,7 @@ ARCH_OPTIONS = {
     "resnet18": {
         "downsample": Setting(1, Choice((1, 2, 4)), "stem: 1 = 28x28 maps, 2 = max-pool, "
                               "4 = strided conv + max-pool (each step 4x less compute)"),
+        "whiten": Setting(False, Boolean(), "the cnn's frozen 2x2 patch-whitening layer and a GELU before the stem"),
     },
 }
 

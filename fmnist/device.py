@@ -72,7 +72,10 @@ def claim_gpu() -> int:
     CLAIMS.mkdir(parents=True, exist_ok=True)
     for slot in range(CLAIM_SLOTS):
         for index, name in enumerate(names):
-            claim = open(CLAIMS / f"gpu-{name}.{slot}", "a")
+            try:
+                claim = open(CLAIMS / f"gpu-{name}.{slot}", "a")
+            except OSError:  # another user's claim file, on a shared machine: not ours to take
+                continue
             try:
                 fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

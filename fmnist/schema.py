@@ -23,11 +23,25 @@ def properties(declared: dict[str, config.Setting]) -> dict:
     return {name: property_of(setting) for name, setting in declared.items()}
 
 
-def model_schema() -> dict:
-    options = {}
+def arch_options() -> dict:
+    """Each architecture's own keys. A key two share (whiten) has its check once and each
+    architecture's doc and default in its description: a model's arch is not known here."""
+    owners: dict[str, list[tuple[str, config.Setting]]] = {}
     for arch, declared in config.ARCH_OPTIONS.items():
         for name, setting in declared.items():
-            options[name] = property_of(setting) | {"description": f"{arch} only: {setting.doc}"}
+            owners.setdefault(name, []).append((arch, setting))
+    options = {}
+    for name, [(arch, setting), *more] in owners.items():
+        options[name] = property_of(setting) | {"description": f"{arch} only: {setting.doc}"}
+        if more:
+            del options[name]["default"]
+            options[name]["description"] = "; ".join(
+                f"{arch}: {setting.doc} (default {shown(setting.default)})" for arch, setting in [(arch, setting), *more])
+    return options
+
+
+def model_schema() -> dict:
+    options = arch_options()
     augment = {"type": "object", "additionalProperties": False, "properties": properties(config.AUGMENT)}
     return {
         "type": "object",

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import yaml
 
+from fmnist import paths
 from tests.synthetic import write_raw
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +87,7 @@ def start(cwd: Path, *command: str, **popen) -> subprocess.Popen:
 
 def wait_for_resume_point(repo: Path, name: str, process: subprocess.Popen, seconds: float = 120) -> None:
     """Return once training `name` has saved its first resume point, or `process` ended, or time ran out."""
-    resume = repo / "models" / f".{name}.resume.pt"
+    resume = repo / paths.resume(name)
     deadline = time.time() + seconds
     while not resume.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.02)

@@ -63,6 +63,13 @@ def test_a_claim_held_by_another_process_is_respected_and_freed_when_it_ends(fou
     release_claims()
 
 
+def test_a_claim_file_this_process_cannot_open_is_passed_over(four_gpus):
+    """As another user's claim file on a shared machine would be (here: a directory in its place)."""
+    (device.CLAIMS / "gpu-0.0").mkdir(parents=True)
+    assert device.claim_gpu() == 1
+    release_claims()
+
+
 def test_claims_name_the_physical_gpu_when_cuda_visible_devices_is_set(four_gpus, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1,0,2")
     assert device.claim_gpu() == 0

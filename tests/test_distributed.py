@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from fmnist import curves, distributed
+from fmnist import curves, distributed, paths
 from tests import project
 from tests.project import ROOT
 
@@ -25,7 +25,7 @@ PARAMS = {
     "models": {"mlp": {"arch": "mlp", "hidden": [64, 32], "optimizer": "adam", "lr": 0.002,
                        "augment": {"crop": 2, "flip": True, "erase": 0.25}}},
 }
-MODEL = "models/mlp.pt"
+MODEL = paths.model("mlp")
 
 
 def probe(repo, *args: str, **env: str):
@@ -50,14 +50,14 @@ def repo(tmp_path_factory):
 
 def test_only_rank_zero_writes(repo):
     written = (repo / "writes" / "rank0.txt").read_text().split()
-    assert {MODEL, "results/mlp/curves.csv", "results/mlp/timing.json", "models/.mlp.resume.pt"} <= set(written)
+    assert {str(p) for p in (MODEL, paths.curves("mlp"), paths.timing("mlp"), paths.resume("mlp"))} <= set(written)
     assert not (repo / "writes" / "rank1.txt").exists()
-    assert not (repo / "models" / ".mlp.resume.pt").exists()  # removed once training completed
+    assert not (repo / paths.resume("mlp")).exists()  # removed once training completed
 
 
 def test_two_rank_runs_are_bitwise_equal_and_ignore_a_corrupt_resume_point(repo):
     first = (repo / MODEL).read_bytes()
-    (repo / "models" / ".mlp.resume.pt").write_bytes(b"not a checkpoint")
+    (repo / paths.resume("mlp")).write_bytes(b"not a checkpoint")
     result = project.stage(repo, "train", "mlp")  # nproc: 2, so the stage launches torchrun itself
     assert "2 processes" in result.stdout
     assert "resuming" not in result.stdout  # and no rank waits for a state rank 0 could not read
@@ -65,12 +65,12 @@ def test_two_rank_runs_are_bitwise_equal_and_ignore_a_corrupt_resume_point(repo)
 
 
 def test_two_ranks_match_one_process_closely(repo, tmp_path):
-    two = curves.read(repo / "results" / "mlp" / "curves.csv")
+    two = curves.read(repo / paths.curves("mlp"))
     single = project.plain_project(tmp_path / "single", {**PARAMS, "nproc": 1})
     project.stage(single, "prepare")
     project.stage(single, "configure", "mlp")
     project.stage(single, "train", "mlp")
-    one = curves.read(single / "results" / "mlp" / "curves.csv")
+    one = curves.read(single / paths.curves("mlp"))
     assert [row["epoch"] for row in one] == [row["epoch"] for row in two]
     for a, b in zip(one, two):
         for key in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
@@ -110,11 +110,11 @@ def test_ctrl_c_stops_every_rank_and_the_run_resumes(repo):
 
 
 def test_a_failed_rank_ends_with_its_own_one_line_error(repo):
-    os.rename(repo / "configs" / "mlp" / "train.json", repo / "train.json")
+    os.rename(repo / paths.train_config("mlp"), repo / "train.json")
     try:
         result = probe(repo, "mlp")  # the ranks meet the missing file; each says so in one line
     finally:
-        os.rename(repo / "train.json", repo / "configs" / "mlp" / "train.json")
+        os.rename(repo / "train.json", repo / paths.train_config("mlp"))
     assert result.returncode == 2
     lines = set(result.stderr.strip().splitlines())
     assert lines == {"error: configs/mlp/train.json: missing (run: python -m stages.configure mlp)"}, result.stderr
@@ -148,7 +148,7 @@ def test_two_gpus_with_nccl_match_one_gpu_closely(tmp_path):
         project.stage(repo, "prepare")
         project.stage(repo, "configure", "mlp")
         project.stage(repo, "train", "mlp")
-        runs[nproc] = curves.read(repo / "results" / "mlp" / "curves.csv")
+        runs[nproc] = curves.read(repo / paths.curves("mlp"))
     for a, b in zip(runs[1], runs[2]):
         assert b["val_loss"] == pytest.approx(a["val_loss"], abs=1e-3), (a, b)
 

@@ -37,14 +37,11 @@ def test_a_global_that_some_models_override_does_not_retrain_them(repo):
     """logreg and mlp_small set their own epochs: only cnn, which uses the global, retrains."""
     result = project.dvc(repo, "exp", "run", "-S", "epochs=2")
     assert ran(result.stdout) == every("configure") | {"train@cnn", "evaluate@cnn", "export@cnn", "summarize"}
-    for name in ("logreg", "mlp_small"):
-        assert f"Stage 'train@{name}' didn't change, skipping" in result.stdout
 
 
 def test_a_param_only_evaluation_reads_does_not_retrain(repo):
     result = project.dvc(repo, "exp", "run", "-S", "models.cnn.tta_views=2")
     assert ran(result.stdout) == {"configure@cnn", "evaluate@cnn", "export@cnn", "summarize"}  # views are inside the export
-    assert "Stage 'train@cnn' didn't change, skipping" in result.stdout
 
 
 def stage_instances(repo) -> dict[str, str]:
@@ -114,9 +111,7 @@ def test_rerunning_earlier_params_restores_from_run_cache(repo):
                                    "summarize"}
 
     back = project.dvc(repo, "exp", "run", "-S", "models.mlp_small.lr=0.001")  # the committed value
-    assert ran(back.stdout) == {"summarize"}
-    for stage in ("configure@mlp_small", "train@mlp_small", "evaluate@mlp_small", "export@mlp_small"):
-        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in back.stdout
+    assert ran(back.stdout) == {"summarize"}  # the rest came from the run-cache
     # The restored results are the committed ones, byte for byte.
     assert project.run(repo, "git", "status", "--porcelain", "metrics", "plots", "reports").stdout == ""
 

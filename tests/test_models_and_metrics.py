@@ -11,13 +11,27 @@ def test_every_architecture_maps_images_to_ten_logits(arch):
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
-def test_resnet_downsample_shrinks_feature_maps():
+@pytest.mark.parametrize("whiten, expected", [(False, {1: 28, 2: 14, 4: 7}), (True, {1: 27, 2: 14, 4: 7})])
+def test_resnet_downsample_shrinks_feature_maps(whiten, expected):
     sizes = {}
     for downsample in (1, 2, 4):
-        model = models.resnet18(downsample)
+        model = models.resnet18(downsample, whiten)
         stem = torch.nn.Sequential(model.conv1, model.maxpool)
         sizes[downsample] = stem(torch.zeros(1, 1, 28, 28)).shape[-1]
-    assert sizes == {1: 28, 2: 14, 4: 7}
+    assert sizes == expected
+
+
+@pytest.mark.parametrize("arch, options", [("logreg", {}), ("mlp", {"hidden": [32, 16], "dropout": 0.1}),
+                                           ("cnn", {"channels": [8, 16], "whiten": True, "dirac": True,
+                                                    "bn_scale": False, "logit_scale": 1.0}),
+                                           ("resnet18", {"downsample": 4, "whiten": True})])
+def test_model_size_counts_the_multiply_adds_pytorch_counts(arch, options):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = models.build(arch, options).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 1, 28, 28))
+    assert models.size(model)["multiply_adds"] == counter.get_total_flops() // 2 > 0
 
 
 @pytest.mark.parametrize("arch", ["logreg", "mlp", "cnn"])

@@ -50,7 +50,7 @@ def repo(tmp_path_factory):
     device.make_deterministic(cfg.seed)
     trainer = training.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, train)
     trainer.fit(train.to(runtime.device), test.take(torch.arange(1000)).to(runtime.device), Silent())
-    checkpoint.save(path / "models" / "tiny.pt", trainer.best_state, cfg.arch, cfg.options,
+    checkpoint.save(path / paths.model("tiny"), trainer.best_state, cfg.arch, cfg.options,
                     runtime.mean, runtime.std, 1, trainer.best_accuracy, [])
     (path / "params.yaml").write_text(yaml.safe_dump(PARAMS | {"models": PARAMS["models"] | {
         "untrained": {"arch": "logreg", "lr": 0.01}}}))
@@ -79,7 +79,7 @@ def json_lines(result) -> dict[str, dict]:
 def evaluate_probabilities(repo, images_: torch.Tensor) -> torch.Tensor:
     """What stages/evaluate.py computes for these images, as probabilities."""
     cfg = config.load(repo.path / "params.yaml").models["tiny"].evaluation
-    model, saved = checkpoint.load(repo.path / "models" / "tiny.pt")
+    model, saved = checkpoint.load(repo.path / paths.model("tiny"))
     runtime = inference.Runtime.create(cfg, saved["normalization"]["mean"], saved["normalization"]["std"])
     device.make_deterministic(cfg.seed)
     model = runtime.place(model)

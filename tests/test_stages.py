@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from fmnist import checkpoint, data, files, inference, settings
+from fmnist import checkpoint, data, files, inference, paths, settings
 from tests import project
 from tests.synthetic import idx_bytes, write_raw
 
@@ -60,15 +60,15 @@ def assert_one_line_error(result, *fragments):
 def test_pipeline_runs_without_dvc_and_reruns_identically(repo):
     project.stage(repo, "prepare")
     project.stage(repo, "configure")
-    first = digests(repo / "data" / "prepared")
+    first = digests(repo / paths.PREPARED)
     for name in TINY["models"]:
         project.stage(repo, "train", name)
         project.stage(repo, "evaluate", name)
         project.stage(repo, "export", name)
     project.stage(repo, "summarize")
-    outputs = {p: digest(repo / p) for p in ["models/lin.pt", "models/conv.pt", "results/lin/metrics.json",
-                                             "results/conv/metrics.json", "results/conv/confusion.csv"]}
-    assert digest(repo / "metrics" / "conv.json") == outputs["results/conv/metrics.json"]  # published as is
+    outputs = {p: digest(repo / p) for p in [paths.model("lin"), paths.model("conv"), paths.test_metrics("lin"),
+                                             paths.test_metrics("conv"), paths.confusion("conv")]}
+    assert digest(repo / "metrics" / "conv.json") == outputs[paths.test_metrics("conv")]  # published as is
     metrics = json.loads((repo / "metrics" / "conv.json").read_text())
     assert all(isinstance(value, (int, float)) for value in metrics.values()), metrics
     timing = json.loads((repo / "metrics" / "timing" / "conv.json").read_text())
@@ -85,7 +85,7 @@ def test_pipeline_runs_without_dvc_and_reruns_identically(repo):
     assert curves[0] == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr" and len(curves) == 4  # no wall time
 
     project.stage(repo, "prepare")
-    assert digests(repo / "data" / "prepared") == first
+    assert digests(repo / paths.PREPARED) == first
     for name in TINY["models"]:
         project.stage(repo, "train", name)
         project.stage(repo, "evaluate", name)
@@ -94,20 +94,22 @@ def test_pipeline_runs_without_dvc_and_reruns_identically(repo):
 
 @pytest.mark.e2e
 def test_the_export_gives_evaluates_predictions_with_torch_alone(repo):
+    # The program computes in fp32; evaluate at `precision: auto` would use bf16 on a CPU that has it.
+    project.write_params(repo, TINY | {"precision": "fp32"})
     for command in (("prepare",), ("configure",), ("train", "conv"), ("evaluate", "conv"), ("export", "conv")):
         project.stage(repo, *command)
     code = ("import sys, torch; model = torch.export.load(sys.argv[1]).module();"  # no fmnist import
             "test = torch.load(sys.argv[2], weights_only=True);"
             "torch.save(model(test['images']).detach(), sys.argv[3])")
-    project.run(repo, sys.executable, "-c", code, "exports/conv.pt2", "data/prepared/test.pt", "logits.pt")
+    project.run(repo, sys.executable, "-c", code, str(paths.export("conv")), str(paths.PREPARED / "test.pt"), "logits.pt")
     logits = torch.load(repo / "logits.pt", weights_only=True)
-    with open(repo / "results" / "conv" / "confusion.csv") as rows:
+    with open(repo / paths.confusion("conv")) as rows:
         evaluated = [line.split(",")[1].strip() for line in rows.readlines()[1:]]
     assert [data.CLASSES[i] for i in logits.argmax(1).tolist()] == evaluated  # the same answer on every image
-    cfg = settings.Evaluation.read(repo / "configs" / "conv" / "evaluate.json")
-    model, saved = checkpoint.load(repo / "models" / "conv.pt")
+    cfg = settings.Evaluation.read(repo / paths.evaluate_config("conv"))
+    model, saved = checkpoint.load(repo / paths.model("conv"))
     runtime = inference.Runtime.create(cfg, saved["normalization"]["mean"], saved["normalization"]["std"])
-    test = torch.load(repo / "data" / "prepared" / "test.pt", weights_only=True)["images"]
+    test = torch.load(repo / paths.PREPARED / "test.pt", weights_only=True)["images"]
     expected = inference.predict(runtime.place(model), test, runtime, cfg.eval_batch_size, cfg.tta_views)
     assert torch.allclose(logits, expected, atol=1e-5)  # fp32 on both sides: only summation order may differ
 
@@ -117,7 +119,7 @@ def test_checkpoint_loads_with_weights_only(repo):
     project.stage(repo, "prepare")
     project.stage(repo, "configure")
     project.stage(repo, "train", "lin")
-    saved = torch.load(repo / "models" / "lin.pt", weights_only=True)
+    saved = torch.load(repo / paths.model("lin"), weights_only=True)
     assert saved["arch"] == "logreg" and 1 <= saved["best_epoch"] <= 3
 
 
@@ -129,7 +131,7 @@ def test_bad_parameter_stops_every_stage_before_work(repo, stage):
     assert_one_line_error(project.stage(repo, "train", "conv", check=False), "models.conv.learning_rate: unknown key")
     for command in ("prepare", "configure", "train conv", "evaluate lin", "summarize"):
         assert_one_line_error(stage(*command.split()), "models.conv.learning_rate: unknown key")
-    assert not (repo / "data" / "prepared").exists() and not (repo / "models").exists()
+    assert not (repo / paths.PREPARED).exists() and not (repo / "models").exists()
 
 
 def test_val_size_larger_than_data_is_refused(repo, stage):
@@ -168,8 +170,8 @@ def test_configure_starts_without_torch(repo):
     code = "import runpy, sys; runpy.run_module('stages.configure', run_name='__main__'); print('torch' in sys.modules)"
     result = project.run(repo, sys.executable, "-c", code)
     assert result.stdout.strip().splitlines()[-1] == "False"
-    assert json.loads((repo / "configs" / "conv" / "evaluate.json").read_text())["tta_views"] == 6
-    assert "tta_views" not in json.loads((repo / "configs" / "conv" / "train.json").read_text())
+    assert json.loads((repo / paths.evaluate_config("conv")).read_text())["tta_views"] == 6
+    assert "tta_views" not in json.loads((repo / paths.train_config("conv")).read_text())
 
 
 def set_train_subset(repo, size: int, model: str | None) -> None:
@@ -207,15 +209,15 @@ def test_a_full_disk_while_saving_the_model_is_one_line(repo, stage, monkeypatch
     real_replace = files.os.replace
 
     def full_for_models(source, target):
-        if str(target).startswith("models/lin.pt"):
+        if str(target).startswith(str(paths.model("lin"))):
             raise OSError(errno.ENOSPC, "No space left on device")
         real_replace(source, target)
 
     monkeypatch.setattr(files.os, "replace", full_for_models)
     result = stage("train", "lin")  # after the epochs' progress lines
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.splitlines()[-1].startswith("error: models/lin.pt: cannot write (No space left on device)")
-    assert not (repo / "models" / "lin.pt").exists() and not list((repo / "models").glob(".lin.pt.*"))
+    assert result.stderr.splitlines()[-1].startswith(f"error: {paths.model('lin')}: cannot write (No space left on device)")
+    assert not (repo / paths.model("lin")).exists() and not list((repo / paths.model("lin")).parent.glob(".lin.pt.*"))
 
 
 @pytest.mark.parametrize("damage, warning", [
@@ -226,14 +228,14 @@ def test_a_full_disk_while_saving_the_model_is_one_line(repo, stage, monkeypatch
 def test_an_unusable_resume_point_is_said_in_one_warning_and_training_starts_over(repo, stage, damage, warning):
     assert stage("prepare").returncode == 0 and stage("configure").returncode == 0
     assert stage("train", "lin").returncode == 0
-    whole = digest(repo / "models" / "lin.pt")
-    state = {"params_hash": settings.Training.read(repo / "configs" / "lin" / "train.json").fingerprint()}
-    damage(repo / "models" / ".lin.resume.pt", state)
+    whole = digest(repo / paths.model("lin"))
+    state = {"params_hash": settings.Training.read(repo / paths.train_config("lin")).fingerprint()}
+    damage(repo / paths.resume("lin"), state)
     result = stage("train", "lin")
     assert result.returncode == 0 and "resuming" not in result.stdout
     assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [
-        f"warning: models/.lin.resume.pt: {warning}; training from the start"]
-    assert digest(repo / "models" / "lin.pt") == whole
+        f"warning: {paths.resume('lin')}: {warning}; training from the start"]
+    assert digest(repo / paths.model("lin")) == whole
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -245,7 +247,7 @@ def test_corrupt_raw_file_is_one_line_and_leaves_no_output(repo, stage, damage, 
     path = repo / "data" / "raw" / "train-images-idx3-ubyte"
     path.write_bytes(damage(path.read_bytes()))
     assert_one_line_error(stage("prepare"), str(path.relative_to(repo)), message)
-    assert not (repo / "data" / "prepared").exists()
+    assert not (repo / paths.PREPARED).exists()
 
 
 def test_mismatched_labels_and_missing_file(repo, stage):
@@ -310,19 +312,19 @@ def prepare_with_epochs(repo, epochs: int) -> None:
 def test_interrupted_training_leaves_no_output_and_resumes_to_identical_result(repo):
     prepare_with_epochs(repo, 6)
     project.stage(repo, "train", "conv", "--fresh")
-    curves = (repo / "results" / "conv" / "curves.csv").read_text()
-    uninterrupted = digest(repo / "models" / "conv.pt")
-    (repo / "models" / "conv.pt").unlink()
+    curves = (repo / paths.curves("conv")).read_text()
+    uninterrupted = digest(repo / paths.model("conv"))
+    (repo / paths.model("conv")).unlink()
 
     process = run_until_resume_point(repo, "conv")
     assert process.returncode == 130, process.stderr.read()
-    assert not (repo / "models" / "conv.pt").exists()
+    assert not (repo / paths.model("conv")).exists()
     assert not list((repo / "models").glob("*.tmp"))
     result = project.stage(repo, "train", "conv")
     assert "resuming after epoch" in result.stdout
-    assert digest(repo / "models" / "conv.pt") == uninterrupted
-    assert not (repo / "models" / ".conv.resume.pt").exists()
-    resumed = (repo / "results" / "conv" / "curves.csv").read_text()
+    assert digest(repo / paths.model("conv")) == uninterrupted
+    assert not (repo / paths.resume("conv")).exists()
+    resumed = (repo / paths.curves("conv")).read_text()
     assert [row.split(",")[:6] for row in resumed.splitlines()] == [row.split(",")[:6] for row in curves.splitlines()]
 
 
@@ -330,7 +332,7 @@ def test_interrupted_training_leaves_no_output_and_resumes_to_identical_result(r
 def test_curves_have_rows_while_training_runs(repo):
     """Written after every epoch, so a plot of a running experiment has something to show."""
     prepare_with_epochs(repo, 12)
-    curves = repo / "results" / "conv" / "curves.csv"
+    curves = repo / paths.curves("conv")
     process = subprocess.Popen([sys.executable, "-m", "stages.train", "conv"], cwd=repo, env=project.environment(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rows_seen_while_running = set()
@@ -359,7 +361,7 @@ def interrupt_prepare_mid_write(repo) -> subprocess.Popen:
 @pytest.mark.e2e
 def test_interrupted_prepare_leaves_splits_complete_or_absent(repo):
     write_raw(repo / "data" / "raw", train=30000)  # large enough that writing takes a while
-    prepared = repo / "data" / "prepared"
+    prepared = repo / paths.PREPARED
     assert interrupt_prepare_mid_write(repo).returncode == 130
     assert not prepared.exists()
     project.stage(repo, "prepare")
@@ -382,7 +384,7 @@ def test_cuda_runs_repeat_their_metrics(repo):
     for _ in range(2):
         project.stage(repo, "train", "conv")
         project.stage(repo, "evaluate", "conv")
-        metrics = json.loads((repo / "results" / "conv" / "metrics.json").read_text())
+        metrics = json.loads((repo / paths.test_metrics("conv")).read_text())
         results.append((metrics["test_accuracy"], metrics["test_loss"]))
         # The CNN's layers all have deterministic CUDA kernels (its global max-pool is an amax).
         determinism = json.loads((repo / "results" / "conv" / "provenance.json").read_text())["determinism"]

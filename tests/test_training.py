@@ -144,5 +144,5 @@ def test_a_diverged_loss_stops_training_with_one_line_before_anything_is_kept():
 
 def test_recalibration_skips_a_last_batch_of_one_image():
     """resnet18 ends at 1 x 1 maps, where batch norm in training mode needs two images."""
-    model = models.build("resnet18", {"downsample": 4})
+    model = models.build("resnet18", {"downsample": 4, "whiten": False})
     training.recalibrate_batch_norm(model, TRAIN.images[:33], RUNTIME, batch_size=32)
