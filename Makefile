@@ -34,6 +34,7 @@ bench: setup
 	python -m bench.speed mlp
 	python -m bench.speed cnn
 	python -m bench.roofline
+	python -m bench.pipeline
 
 # On a GPU machine, with or without the virtual environment (such machines often carry torch but
 # not dvc): the CUDA tests, the default pipeline twice as plain Python, the full-resolution ResNet-18.

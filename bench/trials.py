@@ -94,10 +94,10 @@ def trial(model: config.Model, test: bool) -> dict:
     return result
 
 
-def logged(log: Path) -> list[dict]:
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+def recorded(log: Path, key: dict, test: bool) -> dict | None:
+    """The logged run of this recipe, if there is one (one scored on the test split too, if `test`)."""
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    return next((row for row in rows if {k: row.get(k) for k in key} == key and ("test" in row or not test)), None)
 
 
 def main() -> None:
@@ -132,12 +132,12 @@ def main() -> None:
             model = with_overrides(args.model, overrides | {"seed": seed})
             # The resolved recipe, not the overrides: a row stays true when params.yaml's defaults move.
             key = {"model": args.model, "recipe": model.training.fingerprint(), "dtype": dtype}
-            done = [row for row in logged(args.log) if {k: row.get(k) for k in key} == key and ("test" in row or not args.test)]
-            if not done and args.logged:
+            row = recorded(args.log, key, args.test)
+            if row is None and args.logged:
                 print(f"  {label} seed {seed}: not in {args.log}")
                 continue
-            row = done[0] if done else key | {"overrides": overrides | {"seed": seed}} | trial(model, args.test)
-            if not done:
+            if row is None:
+                row = key | {"overrides": overrides | {"seed": seed}} | trial(model, args.test)
                 with args.log.open("a") as log:
                     log.write(json.dumps(row) + "\n")
             print(f"  {label} seed {seed}: val {row['val']}, "

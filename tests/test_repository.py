@@ -162,3 +162,22 @@ def test_the_readmes_seed_0_row_is_the_committed_cnn():
     metrics = json.loads((ROOT / paths.METRICS / "cnn.json").read_text())
     row = f"| 0 (`dvc repro`, the table above) | {metrics['test_accuracy']:.4f} |"
     assert row in (ROOT / "README.md").read_text()
+
+
+def test_the_readmes_seed_table_is_the_logged_trials_of_the_committed_recipe():
+    """Seeds 1 and 2, and the fp32 column, come from bench/trials.jsonl, where
+    `python -m bench.trials cnn --seeds 0 1 2 --test` logs them: the recipe as params.yaml has it now."""
+    from bench import trials
+
+    rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in (ROOT / "README.md").read_text().splitlines()
+            if line.startswith(("| 0 (`dvc repro`", "| 1 |", "| 2 |", "| mean (worst) |"))}
+    for column, dtype in enumerate(("torch.bfloat16", "torch.float32")):
+        tests = []
+        for seed in (0, 1, 2):
+            recipe = trials.with_overrides("cnn", {"seed": seed}, ROOT / "params.yaml").training.fingerprint()
+            run = trials.recorded(ROOT / "bench" / "trials.jsonl", {"model": "cnn", "recipe": recipe, "dtype": dtype}, True)
+            assert run, f"no logged test run of seed {seed} in {dtype}"
+            tests.append(run["test"])
+            shown = next(cells for label, cells in rows.items() if label.startswith(str(seed)))
+            assert shown[column].strip() == f"{run['test']:.4f}", (seed, dtype)
+        assert rows["mean (worst)"][column].strip() == f"{sum(tests) / 3:.4f} ({min(tests):.4f})", dtype
