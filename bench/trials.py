@@ -146,6 +146,11 @@ def main() -> None:
     show(rows, args.test, args.markdown)
 
 
+def summary(values: list[float]) -> str:
+    """The mean, and the worst in brackets when there are several."""
+    return f"{statistics.mean(values):.4f} ({min(values):.4f})" if len(values) > 1 else f"{values[0]:.4f}"
+
+
 def show(rows: list[tuple[str, dict]], test: bool, markdown: bool) -> None:
     title = "validation accuracy (mean over seeds; worst seed in brackets), best epoch's weights"
     table = Table(title=title)
@@ -154,10 +159,6 @@ def show(rows: list[tuple[str, dict]], test: bool, markdown: bool) -> None:
         table.add_column(column, justify="left" if column == "variant" else "right")
     for variant in dict.fromkeys(label for label, _ in rows):
         runs = [row for label, row in rows if label == variant]
-
-        def summary(values: list[float]) -> str:
-            return f"{statistics.mean(values):.4f} ({min(values):.4f})" if len(values) > 1 else f"{values[0]:.4f}"
-
         cells = [summary([row["val"][str(v)] for row in runs]) for v in VIEWS]
         seconds = f"{statistics.mean(row['train_seconds'] for row in runs):.0f}"
         tested = [summary([row["test"] for row in runs])] if test else []
