@@ -164,20 +164,60 @@ def test_the_readmes_seed_0_row_is_the_committed_cnn():
     assert row in (ROOT / "README.md").read_text()
 
 
+DTYPES = ("torch.bfloat16", "torch.float32")  # the seed tables' two precisions, in their order
+
+
+def logged_test_runs(model: str, dtype: str) -> list[dict]:
+    """Seeds 0-2 of the model's recipe as params.yaml has it now, as
+    `python -m bench.trials MODEL --seeds 0 1 2 --test` logged them in bench/trials.jsonl."""
+    from bench import trials
+
+    runs = []
+    for seed in (0, 1, 2):
+        recipe = trials.with_overrides(model, {"seed": seed}, ROOT / "params.yaml").training.fingerprint()
+        run = trials.recorded(ROOT / "bench" / "trials.jsonl", {"model": model, "recipe": recipe, "dtype": dtype}, True)
+        assert run, f"{model}: no logged test run of seed {seed} in {dtype}"
+        runs.append(run)
+    return runs
+
+
 def test_the_readmes_seed_table_is_the_logged_trials_of_the_committed_recipe():
-    """Seeds 1 and 2, and the fp32 column, come from bench/trials.jsonl, where
-    `python -m bench.trials cnn --seeds 0 1 2 --test` logs them: the recipe as params.yaml has it now."""
     from bench import trials
 
     rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in (ROOT / "README.md").read_text().splitlines()
             if line.startswith(("| 0 (`dvc repro`", "| 1 |", "| 2 |", "| mean (worst) |"))}
-    for column, dtype in enumerate(("torch.bfloat16", "torch.float32")):
-        tests = []
-        for seed in (0, 1, 2):
-            recipe = trials.with_overrides("cnn", {"seed": seed}, ROOT / "params.yaml").training.fingerprint()
-            run = trials.recorded(ROOT / "bench" / "trials.jsonl", {"model": "cnn", "recipe": recipe, "dtype": dtype}, True)
-            assert run, f"no logged test run of seed {seed} in {dtype}"
-            tests.append(run["test"])
+    for column, dtype in enumerate(DTYPES):
+        tests = [run["test"] for run in logged_test_runs("cnn", dtype)]
+        for seed, test in enumerate(tests):
             shown = next(cells for label, cells in rows.items() if label.startswith(str(seed)))
-            assert shown[column].strip() == f"{run['test']:.4f}", (seed, dtype)
-        assert rows["mean (worst)"][column].strip() == f"{sum(tests) / 3:.4f} ({min(tests):.4f})", dtype
+            assert shown[column].strip() == f"{test:.4f}", (seed, dtype)
+        assert rows["mean (worst)"][column].strip() == trials.summary(tests), dtype
+
+
+def seed_tables(text: str) -> dict[str, list[list[str]]]:
+    """docs/results.md's per-seed tables, each keyed by the model its `--test` command above it names."""
+    tables: dict[str, list[list[str]]] = {}
+    model = None
+    for line in text.splitlines():
+        if match := re.match(r"python -m bench.trials (\w+) --seeds 0 1 2 --test", line):
+            model = match[1]
+        elif model and re.match(r"\| (0 \(|1 \||2 \||mean)", line):
+            tables.setdefault(model, []).append([cell.strip().strip("*") for cell in line.split("|")[2:-1]])
+    return tables
+
+
+def test_the_docs_seed_tables_are_the_logged_trials_of_the_committed_recipes():
+    """Every cell of the cnn's and the mlp's seed tables but the mean seconds, both precisions."""
+    from bench import trials
+
+    tables = seed_tables((ROOT / "docs" / "results.md").read_text())
+    assert set(tables) == {"cnn", "mlp"}
+    for model, rows in tables.items():
+        views = str(trials.with_overrides(model, {}, ROOT / "params.yaml").evaluation.tta_views)
+        for offset, dtype in zip((0, 3), DTYPES):
+            runs = logged_test_runs(model, dtype)
+            for seed, (row, run) in enumerate(zip(rows, runs)):
+                cells = [f"{run['val'][views]:.4f}", f"{run['test']:.4f}", f"{run['train_seconds']:.1f}"]
+                assert row[offset : offset + 3] == cells, (model, seed, dtype)
+            vals, tests = [run["val"][views] for run in runs], [run["test"] for run in runs]
+            assert rows[3][offset : offset + 2] == [trials.summary(vals), trials.summary(tests)], (model, dtype)
