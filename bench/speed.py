@@ -16,7 +16,9 @@ import argparse
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -46,8 +48,12 @@ CASES = {
 }
 
 
-def as_options(name: str, overrides: dict) -> str:
-    return " ".join(f"-S 'models.{name}.{key}={json.dumps(value)}'" for key, value in overrides.items())
+def as_options(name: str, overrides: dict, params: str | Path = "params.yaml") -> str:
+    """The overrides as `dvc exp run` options: `+key=value` where params.yaml's section lacks the key
+    (the cnn takes the global epochs, say), as DVC's Hydra overrides refuse to set a missing key."""
+    section = yaml.safe_load(Path(params).read_text())["models"][name]
+    return " ".join(f"-S '{'' if key in section else '+'}models.{name}.{key}={json.dumps(value)}'"
+                    for key, value in overrides.items())
 
 
 def ours(model: config.Model, target: float):

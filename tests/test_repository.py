@@ -221,3 +221,40 @@ def test_the_docs_seed_tables_are_the_logged_trials_of_the_committed_recipes():
                 assert row[offset : offset + 3] == cells, (model, seed, dtype)
             vals, tests = [run["val"][views] for run in runs], [run["test"] for run in runs]
             assert rows[3][offset : offset + 2] == [trials.summary(vals), trials.summary(tests)], (model, dtype)
+
+
+def documented_overrides() -> list[tuple[str, str]]:
+    """Every `-S KEY=VALUE` the docs, the README, params.yaml and the workflows give for `dvc exp run`
+    (not bench.trials', whose keys sit under one model), as (where, KEY with any leading +)."""
+    files = [ROOT / "README.md", ROOT / "params.yaml", *sorted((ROOT / "docs").glob("*.md")),
+             *sorted((ROOT / ".github" / "workflows").glob("*.yml"))]
+    return [(f"{path.name}:{number}", key)
+            for path in files
+            for number, line in enumerate(path.read_text().splitlines(), 1) if "bench.trials" not in line
+            for key in re.findall(r"""-S\s+['"]?(\+?[A-Za-z_][\w.]*)=""", line)]
+
+
+def test_every_documented_dvc_override_names_a_key_params_yaml_has_or_appends_one():
+    """DVC's Hydra overrides refuse `-S models.cnn.seed=1` where params.yaml has no such key: a key
+    it lacks needs `+` (and one it has must not have it), or the command a reader copies fails."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+    def present(dotted: str) -> bool:
+        section = raw
+        for part in dotted.split("."):
+            if not isinstance(section, dict) or part not in section:
+                return False
+            section = section[part]
+        return True
+
+    overrides = documented_overrides()
+    assert len(overrides) > 10
+    wrong = [(where, key) for where, key in overrides if present(key.lstrip("+")) == key.startswith("+")]
+    assert not wrong, wrong
+
+
+def test_the_race_recipe_is_printed_as_options_dvc_accepts():
+    from bench import speed
+
+    options = speed.as_options("cnn", {"channels": [16, 32, 64], "epochs": 4}, ROOT / "params.yaml")
+    assert options == "-S 'models.cnn.channels=[16, 32, 64]' -S '+models.cnn.epochs=4'"
