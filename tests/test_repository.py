@@ -224,14 +224,18 @@ def test_the_docs_seed_tables_are_the_logged_trials_of_the_committed_recipes():
 
 
 def documented_overrides() -> list[tuple[str, str]]:
-    """Every `-S KEY=VALUE` the docs, the README, params.yaml and the workflows give for `dvc exp run`
+    """Every `-S KEY=VALUE` the docs, README, params.yaml, workflows and notebooks give `dvc exp run`
     (not bench.trials', whose keys sit under one model), as (where, KEY with any leading +)."""
     files = [ROOT / "README.md", ROOT / "params.yaml", *sorted((ROOT / "docs").glob("*.md")),
-             *sorted((ROOT / ".github" / "workflows").glob("*.yml"))]
-    return [(f"{path.name}:{number}", key)
-            for path in files
-            for number, line in enumerate(path.read_text().splitlines(), 1) if "bench.trials" not in line
-            for key in re.findall(r"""-S\s+['"]?(\+?[A-Za-z_][\w.]*)=""", line)]
+             *sorted((ROOT / ".github" / "workflows").glob("*.yml")), *sorted((ROOT / "notebooks").glob("*.ipynb"))]
+    found = []
+    for path in files:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            for match in re.finditer(r"""-S\s+['"]?(\+?[A-Za-z_][\w.]*)=""", line):
+                before = line[: match.start()]
+                if before.rfind("bench.trials") <= before.rfind("dvc exp"):  # both -1 on a continued line
+                    found.append((f"{path.name}:{number}", match[1]))
+    return found
 
 
 def test_every_documented_dvc_override_names_a_key_params_yaml_has_or_appends_one():
