@@ -36,8 +36,13 @@ class Whiten(nn.Conv2d):
     """
 
     def __init__(self, kernel: int = 2):
-        super().__init__(1, 2 * kernel * kernel, kernel)
+        super().__init__(1, self.channels(kernel), kernel)
         self.weight.requires_grad_(False)
+
+    @staticmethod
+    def channels(kernel: int = 2) -> int:
+        """Output channels: one filter per patch pixel, and its negative."""
+        return 2 * kernel * kernel
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor, eps: float = 5e-4) -> None:
@@ -96,8 +101,9 @@ def cnn(channels: list[int], whiten: bool, dirac: bool, bn_scale: bool, logit_sc
 
     Without `whiten` the stem is a plain trainable 2x2 conv with batch norm, of the same shape.
     """
-    stem: list[nn.Module] = [Whiten()] if whiten else [nn.Conv2d(1, 8, 2, bias=False), BatchNorm(8, bn_scale)]
-    layers, width = [*stem, nn.GELU()], 8
+    width = Whiten.channels()
+    stem: list[nn.Module] = [Whiten()] if whiten else [nn.Conv2d(1, width, 2, bias=False), BatchNorm(width, bn_scale)]
+    layers = [*stem, nn.GELU()]
     for size in channels:
         layers += conv_group(width, size, dirac, bn_scale)
         width = size
@@ -115,7 +121,7 @@ def resnet18(downsample: int, whiten: bool) -> nn.Module:
     import torchvision  # here, not at the top: importing it costs seconds every other model avoids
 
     model = torchvision.models.resnet18(num_classes=NUM_CLASSES)
-    inputs = 8 if whiten else 1
+    inputs = Whiten.channels() if whiten else 1
     model.conv1 = nn.Conv2d(inputs, 64, 3, stride=2 if downsample == 4 else 1, padding=1, bias=False)
     if whiten:
         model.conv1 = nn.Sequential(Whiten(), nn.GELU(), model.conv1)
