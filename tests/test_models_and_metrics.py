@@ -1,7 +1,10 @@
+import io
+from pathlib import Path
+
 import pytest
 import torch
 
-from fmnist import checkpoint, config, metrics, models, training
+from fmnist import checkpoint, config, export, metrics, models, training
 from fmnist.errors import DataError
 
 
@@ -9,6 +12,13 @@ from fmnist.errors import DataError
 def test_every_architecture_maps_images_to_ten_logits(arch):
     model = models.build(arch, {name: setting.default for name, setting in config.ARCH_OPTIONS[arch].items()})
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_an_exported_program_names_no_source_file_so_it_depends_on_the_weights_alone():
+    model = models.build("cnn", {name: setting.default for name, setting in config.ARCH_OPTIONS["cnn"].items()})
+    buffer = io.BytesIO()
+    torch.export.save(export.program(model, 0.3, 0.35, 2), buffer)
+    assert str(Path(models.__file__).parent).encode() not in buffer.getvalue()
 
 
 @pytest.mark.parametrize("whiten, expected", [(False, {1: 28, 2: 14, 4: 7}), (True, {1: 27, 2: 14, 4: 7})])
