@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import usual
-from bench.trials import with_overrides
+from bench.trials import spelled_out, with_overrides
 from fmnist import config, data, device, inference, models, paths, training
 from fmnist.progress import Silent
 
@@ -49,11 +49,11 @@ CASES = {
 
 
 def as_options(name: str, overrides: dict, params: str | Path = "params.yaml") -> str:
-    """The overrides as `dvc exp run` options: `+key=value` where params.yaml's section lacks the key
-    (the cnn takes the global epochs, say), as DVC's Hydra overrides refuse to set a missing key."""
-    section = yaml.safe_load(Path(params).read_text())["models"][name]
-    return " ".join(f"-S '{'' if key in section else '+'}models.{name}.{key}={json.dumps(value)}'"
-                    for key, value in overrides.items())
+    """The overrides as `dvc exp run` options, with `+` where params.yaml lacks the key (the cnn
+    takes the global epochs, say)."""
+    raw = yaml.safe_load(Path(params).read_text())
+    keys = {f"models.{name}.{key}": value for key, value in overrides.items()}
+    return " ".join(f"-S '{'' if spelled_out(raw, key) else '+'}{key}={json.dumps(value)}'" for key, value in keys.items())
 
 
 def ours(model: config.Model, target: float):

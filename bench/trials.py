@@ -59,6 +59,17 @@ def with_overrides(name: str, overrides: dict, params: str | Path = "params.yaml
     return config.parse(raw).models[name]
 
 
+def spelled_out(raw: dict, dotted: str) -> bool:
+    """Whether params.yaml, loaded as `raw`, writes this dotted key. DVC's `-S KEY=VALUE` sets only
+    such a key (its Hydra overrides refuse the others); `-S +KEY=VALUE` adds one it lacks."""
+    section = raw
+    for part in dotted.split("."):
+        if not isinstance(section, dict) or part not in section:
+            return False
+        section = section[part]
+    return True
+
+
 def parse_override(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep:

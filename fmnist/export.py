@@ -29,7 +29,8 @@ def program(model: nn.Module, mean: float, std: float, views: int) -> torch.expo
     example = torch.zeros(2, 1, 28, 28, dtype=torch.uint8)
     exported = torch.export.export(Classifier(model, mean, std, views), (example,), dynamic_shapes={"images": {0: BATCH}})
     # Each node's stack trace names this checkout's path and its source line numbers: without them
-    # the file depends on the weights alone, so a clone elsewhere, or an edit that moves lines, rebuilds it byte for byte.
+    # the file depends on the weights alone, so a clone elsewhere, or an edit that moves lines,
+    # rebuilds it byte for byte.
     for node in exported.graph.nodes:
         node.meta.pop("stack_trace", None)
     return exported
