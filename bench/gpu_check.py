@@ -22,7 +22,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CODE = ("dvc.yaml", "params.yaml", "stages", "fmnist")
 # The README's full-resolution recipe (section GPU), as params.yaml overrides of resnet18.
-RESNET_FULL = {"downsample": 1, "epochs": 12, "batch_size": 512, "lr": 0.2, "augment": {"crop": 2, "flip": True, "erase": 0.25}}
+RESNET_FULL = {
+    "downsample": 1,
+    "epochs": 12,
+    "batch_size": 512,
+    "lr": 0.2,
+    "augment": {"crop": 2, "flip": True, "erase": 0.25},
+}
 
 
 def stage_commands(repo: Path) -> list[tuple[str, list[str]]]:
@@ -78,9 +84,16 @@ def model_rows(repo: Path, seconds: dict[str, float]) -> list[list[str]]:
         name = model_dir.name
         timing = json.loads((model_dir / "timing.json").read_text())
         metrics = json.loads((model_dir / "metrics.json").read_text())
-        rows.append([name, f"{seconds.get(f'train@{name}', 0):.1f}", f"{seconds.get(f'evaluate@{name}', 0):.1f}",
-                     f"{timing['train_images_per_second']:,.0f}", f"{timing.get('peak_gpu_memory_mb', 0):,.0f}",
-                     f"{metrics['test_accuracy']:.4f}"])
+        rows.append(
+            [
+                name,
+                f"{seconds.get(f'train@{name}', 0):.1f}",
+                f"{seconds.get(f'evaluate@{name}', 0):.1f}",
+                f"{timing['train_images_per_second']:,.0f}",
+                f"{timing.get('peak_gpu_memory_mb', 0):,.0f}",
+                f"{metrics['test_accuracy']:.4f}",
+            ]
+        )
     return rows
 
 
@@ -117,8 +130,10 @@ def main() -> None:
         print(markdown_row(row))
     for row in model_rows(full, full_seconds):
         print(markdown_row([row[0] + " (full resolution)", *row[1:]]))
-    print(f"\nDefault pipeline as plain Python: {runs[0][2]:.0f} s and {runs[1][2]:.0f} s; the two runs "
-          + ("matched (weights and metrics identical)." if matched else "DIFFERED."))
+    print(
+        f"\nDefault pipeline as plain Python: {runs[0][2]:.0f} s and {runs[1][2]:.0f} s; the two runs "
+        + ("matched (weights and metrics identical)." if matched else "DIFFERED.")
+    )
     print(f"CUDA tests (pytest -m cuda): {'passed' if tests.returncode == 0 else 'FAILED'}.")
     if tests.returncode or not matched:
         raise SystemExit(1)

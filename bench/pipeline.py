@@ -37,8 +37,12 @@ def checkout(revision: str | None, into: Path) -> Path:
         archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True).stdout
         tarfile.open(fileobj=BytesIO(archive)).extractall(into, filter="data")
         return into
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, check=True).stdout
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
     for name in filter(None, listed.decode().split("\0")):
         source, target = ROOT / name, into / name
         if source.is_file():
@@ -64,19 +68,31 @@ def run(project: Path, command: str) -> float:
     started = time.perf_counter()
     # `python` is this interpreter, as it is for dvc; the stage's output goes to a log beside it.
     with open(project / "bench.log", "a") as log:
-        subprocess.run([sys.executable, *command.split()[1:]], cwd=project, stdout=log, stderr=subprocess.STDOUT,
-                       check=True, env={**os.environ, "PYTHONPATH": str(project)})
+        subprocess.run(
+            [sys.executable, *command.split()[1:]],
+            cwd=project,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(project)},
+        )
     return time.perf_counter() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("before", nargs="?", default=BEFORE_AIRBENCH,
-                        help=f"the git revision to compare with (default {BEFORE_AIRBENCH}, before the airbench cnn)")
+    parser.add_argument(
+        "before",
+        nargs="?",
+        default=BEFORE_AIRBENCH,
+        help=f"the git revision to compare with (default {BEFORE_AIRBENCH}, before the airbench cnn)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as scratch:
-        sides = {args.before: checkout(args.before, Path(scratch) / "before"),
-                 "this tree": checkout(None, Path(scratch) / "now")}
+        sides = {
+            args.before: checkout(args.before, Path(scratch) / "before"),
+            "this tree": checkout(None, Path(scratch) / "now"),
+        }
         plans = {side: dict(commands(project)) for side, project in sides.items()}
         # This tree's order first: a stage only the earlier revision has comes after.
         order = list(dict.fromkeys(stage for plan in reversed(plans.values()) for stage in plan))
@@ -102,7 +118,9 @@ def show(seconds: dict[str, dict[str, float]], order: list[str]) -> None:
     for group in groups:
         if group == "train":  # where the time goes: one row per model
             for stage in (stage for stage in order if stage.startswith("train@")):
-                table.add_row(stage, *(f"{seconds[side][stage]:.1f}" if stage in seconds[side] else "-" for side in seconds))
+                table.add_row(
+                    stage, *(f"{seconds[side][stage]:.1f}" if stage in seconds[side] else "-" for side in seconds)
+                )
         else:
             table.add_row(group, f"{total(before, group):.1f}", f"{total(now, group):.1f}")
     table.add_row("total", f"{total(before):.1f}", f"{total(now):.1f}")

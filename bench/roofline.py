@@ -16,8 +16,12 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
-from fmnist import config, data, device, inference, models, paths, settings, training
-from fmnist.progress import Silent
+from fmnist.core import paths, settings
+from fmnist.data import splits as data
+from fmnist.model import device, inference, models
+from fmnist.params import config
+from fmnist.train import training
+from fmnist.train.progress import Silent
 
 
 def matmul_flops_per_second(dtype: torch.dtype, dev: torch.device, size: int = 2048, repeats: int = 10) -> float:
@@ -72,8 +76,15 @@ def main() -> None:
         bound = flops * len(train) / peaks[runtime.dtype]
         device.make_deterministic(cfg.seed, cfg.compile)
         measured = measured_epoch_seconds(cfg, runtime, train.to(runtime.device), args.images)
-        table.add_row(name, str(runtime.dtype).removeprefix("torch."), f"{flops / 1e6:.2f}",
-                      f"{peaks[runtime.dtype] / 1e9:.0f}", f"{bound:.1f}", f"{measured:.1f}", f"{measured / bound:.1f}x")
+        table.add_row(
+            name,
+            str(runtime.dtype).removeprefix("torch."),
+            f"{flops / 1e6:.2f}",
+            f"{peaks[runtime.dtype] / 1e9:.0f}",
+            f"{bound:.1f}",
+            f"{measured:.1f}",
+            f"{measured / bound:.1f}x",
+        )
     Console(width=120).print(table)
 
 

@@ -24,8 +24,12 @@ from rich.table import Table
 
 from bench import usual
 from bench.trials import spelled_out, with_overrides
-from fmnist import config, data, device, inference, models, paths, training
-from fmnist.progress import Silent
+from fmnist.core import paths
+from fmnist.data import splits as data
+from fmnist.model import device, inference, models
+from fmnist.params import config
+from fmnist.train import training
+from fmnist.train.progress import Silent
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,9 @@ def as_options(name: str, overrides: dict, params: str | Path = "params.yaml") -
     takes the global epochs, say)."""
     raw = yaml.safe_load(Path(params).read_text())
     keys = {f"models.{name}.{key}": value for key, value in overrides.items()}
-    return " ".join(f"-S '{'' if spelled_out(raw, key) else '+'}{key}={json.dumps(value)}'" for key, value in keys.items())
+    return " ".join(
+        f"-S '{'' if spelled_out(raw, key) else '+'}{key}={json.dumps(value)}'" for key, value in keys.items()
+    )
 
 
 def ours(model: config.Model, target: float):
@@ -97,7 +103,9 @@ def race(name: str, runs, targets: tuple[float, ...]) -> Race:
         for target in targets:
             if accuracy >= target and target not in result.reached:
                 result.reached[target] = (epoch, seconds)
-        print(f"  {name}: epoch {epoch}  {seconds:7.1f} s  {result.rate:9,.0f} img/s  test acc {accuracy:.4f}", flush=True)
+        print(
+            f"  {name}: epoch {epoch}  {seconds:7.1f} s  {result.rate:9,.0f} img/s  test acc {accuracy:.4f}", flush=True
+        )
     return result
 
 
@@ -120,8 +128,11 @@ def ratio(baseline: Race, project: Race, target: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("case", choices=CASES)
-    parser.add_argument("--race-only", action="store_true",
-                        help="only the race to the first target: the tutorial script until it, then the fast recipe")
+    parser.add_argument(
+        "--race-only",
+        action="store_true",
+        help="only the race to the first target: the tutorial script until it, then the fast recipe",
+    )
     args = parser.parse_args()
     case = CASES[args.case]
     targets = case.targets[:1] if args.race_only else case.targets
@@ -132,8 +143,9 @@ def main() -> None:
 
     device.make_deterministic(cfg.seed)
     baseline_model = usual.tutorial_cnn() if case.usual_model == "tutorial" else models.build(cfg.arch, cfg.options)
-    baseline = race("tutorial", usual.train(baseline_model, paths.RAW, max(targets), case.usual_epochs, cfg.seed),
-                    targets)
+    baseline = race(
+        "tutorial", usual.train(baseline_model, paths.RAW, max(targets), case.usual_epochs, cfg.seed), targets
+    )
     project = None if args.race_only else race("ours", ours(model, max(targets)), targets)
     fast = None
     if case.race:
@@ -144,14 +156,24 @@ def main() -> None:
     for column in ("", "tutorial script", "this project", "ratio"):
         table.add_column(column, justify="right")
     for target in targets if project else ():
-        table.add_row(f"seconds to {target:.1%}", time_to(baseline, target), time_to(project, target),
-                      ratio(baseline, project, target))
+        table.add_row(
+            f"seconds to {target:.1%}",
+            time_to(baseline, target),
+            time_to(project, target),
+            ratio(baseline, project, target),
+        )
     if fast:
         target = case.targets[0]
-        table.add_row(f"race to {target:.1%} (fastest recipe)", time_to(baseline, target), time_to(fast, target),
-                      ratio(baseline, fast, target))
+        table.add_row(
+            f"race to {target:.1%} (fastest recipe)",
+            time_to(baseline, target),
+            time_to(fast, target),
+            ratio(baseline, fast, target),
+        )
     compared = project or fast
-    table.add_row("training images/s", f"{baseline.rate:,.0f}", f"{compared.rate:,.0f}", f"{compared.rate / baseline.rate:.1f}x")
+    table.add_row(
+        "training images/s", f"{baseline.rate:,.0f}", f"{compared.rate:,.0f}", f"{compared.rate / baseline.rate:.1f}x"
+    )
     Console(width=140).print(table)
 
 

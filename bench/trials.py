@@ -24,8 +24,12 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from fmnist import config, data, device, inference, models, paths, training
-from fmnist.progress import Silent
+from fmnist.core import paths
+from fmnist.data import splits as data
+from fmnist.model import device, inference, models
+from fmnist.params import config
+from fmnist.train import training
+from fmnist.train.progress import Silent
 
 VIEWS = (1, 2, 6)
 
@@ -97,8 +101,11 @@ def trial(model: config.Model, test: bool) -> dict:
         return round(inference.loss_and_accuracy(logits, split.labels)[1], 4)
 
     best = max(trainer.history, key=lambda log: log.val_accuracy)
-    result = {"best_epoch": best.epoch, "train_seconds": round(seconds, 1),
-              "val": {str(views): accuracy(val, views) for views in VIEWS}}
+    result = {
+        "best_epoch": best.epoch,
+        "train_seconds": round(seconds, 1),
+        "val": {str(views): accuracy(val, views) for views in VIEWS},
+    }
     if test:
         test_split = data.load_split(paths.PREPARED, "test").to(runtime.device)
         result["test"] = accuracy(test_split, model.evaluation.tta_views)
@@ -114,10 +121,23 @@ def recorded(log: Path, key: dict, test: bool) -> dict | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a model name under models: in params.yaml")
-    parser.add_argument("-S", "--set", dest="overrides", type=parse_override, action="append", default=[],
-                        metavar="KEY=VALUE", help="a key under models.<model>, as YAML (repeatable)")
-    parser.add_argument("--vary", action="append", default=[], metavar="'KEY=VALUE ...'",
-                        help="one variant of the recipe: space-separated overrides (repeatable: a row each)")
+    parser.add_argument(
+        "-S",
+        "--set",
+        dest="overrides",
+        type=parse_override,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a key under models.<model>, as YAML (repeatable)",
+    )
+    parser.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="'KEY=VALUE ...'",
+        help="one variant of the recipe: space-separated overrides (repeatable: a row each)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--ablation", action="store_true", help="the model's recipe with each trick removed in turn")
     parser.add_argument("--test", action="store_true", help="also score the test split (the defaults only)")
@@ -151,8 +171,11 @@ def main() -> None:
                 row = key | {"overrides": overrides | {"seed": seed}} | trial(model, args.test)
                 with args.log.open("a") as log:
                     log.write(json.dumps(row) + "\n")
-            print(f"  {label} seed {seed}: val {row['val']}, "
-                  f"{row['train_seconds']} s" + (f", test {row['test']}" if args.test else ""), flush=True)
+            print(
+                f"  {label} seed {seed}: val {row['val']}, "
+                f"{row['train_seconds']} s" + (f", test {row['test']}" if args.test else ""),
+                flush=True,
+            )
             rows.append((label, row))
     show(rows, args.test, args.markdown)
 

@@ -1,7 +1,5 @@
-"""Fashion-MNIST training library: the code the DVC stages in `stages/` share."""
+"""Fashion-MNIST training library: the code the DVC stages in `stages/` share, in packages by role.
 
-import os
-
-# cuBLAS reads this once, when CUDA initialises; deterministic mode needs it. Set here, before any
-# module of the library (or a script importing it) can touch torch.cuda.
-os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+core (settings, files, paths, errors) -> data (raw IDX files to splits) -> model (architectures,
+device, inference) -> train | report; params reads params.yaml; predict classifies user pictures.
+"""

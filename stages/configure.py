@@ -1,29 +1,28 @@
-"""Stage configure@<model>: validate params.yaml and write one model's resolved settings.
+"""Stage configure: validate params.yaml and write the settings every later stage reads.
 
-train@<model> and evaluate@<model> read these files, and nothing else, for their settings
-(fmnist.settings). So DVC reruns a stage only when a setting it reads changes: a global that the
-model overrides, or a param only evaluation reads, leaves the training file byte-identical and
-training is skipped. No torch here, so the stage starts in a fraction of a second. Without DVC,
-run it before train and evaluate:
-    python -m stages.configure            (every model)
+    configs/data.json              how prepare splits the data
+    configs/<model>/train.json     the model's recipe, globals merged in: train@<model> reads this alone
+    configs/<model>/evaluate.json  what only evaluation reads (test-time views)
+
+Each stage depends on its own file, so DVC reruns only the stages whose settings changed: a
+global that a model overrides, or a param only evaluation reads, retrains nothing. No torch here,
+so the stage takes a fraction of a second. Without DVC, run it before the stages after it.
 """
 
-import argparse
 from dataclasses import asdict
 
-from fmnist import cli, config, files, paths
+from fmnist.core import cli, files, paths
+from fmnist.params import parse
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="*", help="model names under models: in params.yaml (default: all)")
-    names = parser.parse_args().models
-    params = config.load()
-    for name in names or params.models:
-        model = config.pick(params, name)
-        files.write_json(paths.train_config(name), asdict(model.training))
-        files.write_json(paths.evaluate_config(name), asdict(model.evaluation))
-        print(f"configure {name}: {paths.train_config(name)}, {paths.evaluate_config(name)}")
+    params = parse.load()
+    with files.atomic_dir(paths.CONFIGS) as staging:
+        files.write_json(staging / paths.DATA_CONFIG.name, asdict(params.data))
+        for name, model in params.models.items():
+            files.write_json(staging / name / paths.train_config(name).name, asdict(model.recipe))
+            files.write_json(staging / name / paths.evaluate_config(name).name, asdict(model.evaluation))
+    print(f"configure: {', '.join(params.models)} in {paths.CONFIGS}/")
 
 
 if __name__ == "__main__":

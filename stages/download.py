@@ -2,7 +2,8 @@
 
 import sys
 
-from fmnist import cli, files, paths, sources
+from fmnist.core import cli, files, paths
+from fmnist.data import sources
 
 
 def main() -> None:

@@ -5,7 +5,10 @@ import re
 
 import torch
 
-from fmnist import checkpoint, cli, data, device, files, inference, metrics, models, paths, plots, settings
+from fmnist.core import cli, files, paths, settings
+from fmnist.data import splits
+from fmnist.model import checkpoint, device, inference, models
+from fmnist.report import metrics, plots
 
 GRID_IMAGES = 32  # test images shown in the predictions picture, half of them mistakes
 
@@ -14,44 +17,59 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", help="a model name under models: in params.yaml")
     name = parser.parse_args().model
-    cfg = settings.read_current(settings.Evaluation, paths.evaluate_config(name), name)
-    device.check_machine(cfg)
-    model, saved = checkpoint.load(paths.model(cfg.name))
-    norm = saved["normalization"]
-    runtime = inference.Runtime.create(cfg, norm["mean"], norm["std"])
-    device.make_deterministic(cfg.seed)
-    test = data.load_split(paths.PREPARED, "test")
+    recipe = settings.Recipe.read(paths.train_config(name))
+    views = settings.Evaluation.read(paths.evaluate_config(name)).tta_views
+    device.check_machine(recipe)
+    model, saved = checkpoint.load(paths.model(name))
+    runtime = inference.Runtime.create(recipe.device, recipe.precision, recipe.arch)
+    device.make_deterministic(recipe.seed)
+    test = splits.load_split(paths.PREPARED, "test")
 
     model = runtime.place(model)
     with device.nondeterministic_ops() as nondeterministic:
-        logits = inference.predict(model, test.images.to(runtime.device), runtime, cfg.eval_batch_size, cfg.tta_views).cpu()
+        images = test.images.to(runtime.device)
+        logits = inference.predict(model, images, runtime, recipe.eval_batch_size, views).cpu()
     predicted = logits.argmax(1)
-    counts = metrics.confusion(test.labels, predicted, len(data.CLASSES))
-    loss = torch.nn.functional.cross_entropy(logits, test.labels).item()
-
-    result = {
+    counts = metrics.confusion(test.labels, predicted, len(splits.CLASSES))
+    headline = {
         "test_accuracy": round(metrics.accuracy(counts), 6),
-        "test_loss": round(loss, 6),
+        "test_loss": round(torch.nn.functional.cross_entropy(logits, test.labels).item(), 6),
         "test_macro_f1": round(metrics.macro_f1(counts), 6),
         "best_val_accuracy": round(saved["best_val_accuracy"], 6),
-        "best_epoch": saved["best_epoch"],
-        **{f"accuracy_{slug(name)}": round(acc, 6) for name, acc in zip(data.CLASSES, metrics.per_class_accuracy(counts))},
     }
-    files.write_json(paths.test_metrics(cfg.name), result)
-    files.write_json(paths.provenance(cfg.name), {
-        "params_hash": cfg.params_hash,
-        "torch_version": torch.__version__,
-        "device": device.describe(runtime.device),
-        "determinism": device.determinism(runtime.device, sorted({*saved.get("nondeterministic", []), *nondeterministic})),
-        **models.size(model),
-    })
-    files.write_csv(paths.confusion(cfg.name), ("actual", "predicted"),
-                 [(data.CLASSES[a], data.CLASSES[p]) for a, p in zip(test.labels.tolist(), predicted.tolist())])
-    title = f"{cfg.name}: test accuracy {result['test_accuracy']:.4f}"
-    plots.confusion_matrix(counts, data.CLASSES, title, paths.confusion_png(cfg.name))
+    files.write_json(paths.test_metrics(name), headline)
+    per_class = metrics.per_class_accuracy(counts)
+    files.write_json(
+        paths.details(name),
+        {
+            "best_epoch": saved["best_epoch"],
+            **{f"accuracy_{slug(label)}": round(acc, 6) for label, acc in zip(splits.CLASSES, per_class)},
+        },
+    )
+    ops = sorted({*saved["nondeterministic"], *nondeterministic})
+    files.write_json(
+        paths.provenance(name),
+        {
+            "recipe": recipe.fingerprint(),
+            "torch_version": torch.__version__,
+            "device": device.describe(runtime.device),
+            "determinism": device.determinism(runtime.device, ops),
+            **models.size(model),
+        },
+    )
+    write_pictures(name, test, predicted, counts, headline["test_accuracy"])
+    print(f"evaluate {name}: test accuracy {headline['test_accuracy']:.4f}, macro-F1 {headline['test_macro_f1']:.4f}")
+
+
+def write_pictures(name: str, test: splits.Split, predicted: torch.Tensor, counts: torch.Tensor, accuracy: float):
+    rows = [(splits.CLASSES[a], splits.CLASSES[p]) for a, p in zip(test.labels.tolist(), predicted.tolist())]
+    files.write_csv(paths.confusion(name), ("actual", "predicted"), rows)
+    title = f"{name}: test accuracy {accuracy:.4f}"
+    plots.confusion_matrix(counts, splits.CLASSES, title, paths.confusion_png(name))
     shown = grid_sample(test.labels, predicted)
-    plots.prediction_grid(test.images[shown], test.labels[shown], predicted[shown], data.CLASSES, title, paths.predictions_png(cfg.name))
-    print(f"evaluate {cfg.name}: test accuracy {result['test_accuracy']:.4f}, macro-F1 {result['test_macro_f1']:.4f}")
+    plots.prediction_grid(
+        test.images[shown], test.labels[shown], predicted[shown], splits.CLASSES, title, paths.predictions_png(name)
+    )
 
 
 def slug(class_name: str) -> str:

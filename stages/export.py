@@ -1,8 +1,8 @@
 """Stage export@<model>: the trained model as exports/<model>.pt2, loadable with torch alone.
 
-    import torch
-    model = torch.export.load("exports/cnn.pt2").module()
-    logits = model(images)            # uint8 N x 1 x 28 x 28; normalisation and test-time views inside
+import torch
+model = torch.export.load("exports/cnn.pt2").module()
+logits = model(images)            # uint8 N x 1 x 28 x 28; normalisation and test-time views inside
 """
 
 import argparse
@@ -10,21 +10,20 @@ import io
 
 import torch
 
-from fmnist import checkpoint, cli, export, files, paths, settings
+from fmnist.core import cli, files, paths, settings
+from fmnist.model import checkpoint, export
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a model name under models: in params.yaml")
     name = parser.parse_args().model
-    cfg = settings.read_current(settings.Evaluation, paths.evaluate_config(name), name)
-    model, saved = checkpoint.load(paths.model(name))
-    norm = saved["normalization"]
-    program = export.program(model, norm["mean"], norm["std"], cfg.tta_views)
+    views = settings.Evaluation.read(paths.evaluate_config(name)).tta_views
+    model, _ = checkpoint.load(paths.model(name))
     buffer = io.BytesIO()  # through memory, as files.save_torch does, so the archive never names a temporary file
-    torch.export.save(program, buffer)
+    torch.export.save(export.program(model, views), buffer)
     files.write_bytes(paths.export(name), buffer.getvalue())
-    print(f"export {name}: {paths.export(name)} ({cfg.tta_views} test-time view(s) inside)")
+    print(f"export {name}: {paths.export(name)} ({views} test-time view(s) inside)")
 
 
 if __name__ == "__main__":

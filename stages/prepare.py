@@ -1,14 +1,17 @@
 """Stage prepare: IDX files into uint8 tensor splits (train / val / test) and their statistics."""
 
-from fmnist import cli, config, data, files, idx, paths
+from fmnist.core import cli, files, paths, settings
+from fmnist.data import idx
+from fmnist.data import splits as data
 
 
 def main() -> None:
-    params = config.load()
+    params = settings.Data.read(paths.DATA_CONFIG)
     train_images = idx.read(paths.RAW / idx.TRAIN_IMAGES.name)
     train_labels = idx.read(paths.RAW / idx.TRAIN_LABELS.name).long()
-    test = data.Split(idx.read(paths.RAW / idx.TEST_IMAGES.name).unsqueeze(1),
-                      idx.read(paths.RAW / idx.TEST_LABELS.name).long())
+    test = data.Split(
+        idx.read(paths.RAW / idx.TEST_IMAGES.name).unsqueeze(1), idx.read(paths.RAW / idx.TEST_LABELS.name).long()
+    )
     data.check_pairs(train_images, train_labels, test)
     data.check_size("val_size", params.val_size, len(train_labels) - 1)
 

@@ -7,7 +7,9 @@ writes report/report.md (the comment), report/curves.png and report/report.json 
 import argparse
 from pathlib import Path
 
-from fmnist import cli, files, paths, plots, report
+from fmnist.core import cli, files, paths
+from fmnist.report import plots
+from fmnist.report import pull_request as report
 
 
 def main() -> None:

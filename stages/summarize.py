@@ -10,18 +10,17 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from fmnist import cards, cli, config, curves, files, leaderboard, paths, plots
+from fmnist.core import cli, curves, files, paths
+from fmnist.report import cards, leaderboard, plots
 
 
 def main() -> None:
-    names = list(config.load().models)
+    names = paths.models()
     for name in names:
         for result, copy in paths.published(name).items():
             files.write_bytes(copy, result.read_bytes())
 
-    rows = leaderboard.rank([
-        {"model": name, **read_json(paths.test_metrics(name))} for name in names
-    ])
+    rows = leaderboard.rank([{"model": name, **read_json(paths.test_metrics(name))} for name in names])
     rows = [{key: row[key] for key, _, _ in leaderboard.COLUMNS} for row in rows]
     files.write_json(paths.REPORTS / "leaderboard.json", rows)
     files.write_text(paths.REPORTS / "leaderboard.md", leaderboard.markdown(rows))
@@ -29,16 +28,29 @@ def main() -> None:
     histories = {name: curves.read(paths.curves(name)) for name in names}
     # Not one quantity: training's loss is the objective (label smoothing, augmentation, dropout),
     # validation's the plain cross-entropy, so the axis says so and the gap is not all overfitting.
-    plots.curves(histories, ("train_loss", "val_loss"), "loss: training objective (dashed), validation cross-entropy",
-                 paths.IMAGES / "curves_loss.png")
+    plots.curves(
+        histories,
+        ("train_loss", "val_loss"),
+        "loss: training objective (dashed), validation cross-entropy",
+        paths.IMAGES / "curves_loss.png",
+    )
     plots.curves(histories, ("train_accuracy", "val_accuracy"), "accuracy", paths.IMAGES / "curves_accuracy.png")
     stats = read_json(paths.STATS)
     for name in names:
         with open(paths.confusion(name), newline="") as rows_file:
             confusions = [(row["actual"], row["predicted"]) for row in csv.DictReader(rows_file)]
-        files.write_text(paths.model_card(name), cards.card(
-            name, read_json(paths.train_config(name)), read_json(paths.evaluate_config(name)),
-            read_json(paths.test_metrics(name)), read_json(paths.provenance(name)), stats, confusions))
+        files.write_text(
+            paths.model_card(name),
+            cards.card(
+                name,
+                read_json(paths.train_config(name)),
+                read_json(paths.evaluate_config(name)),
+                read_json(paths.test_metrics(name)) | read_json(paths.details(name)),
+                read_json(paths.provenance(name)),
+                stats,
+                confusions,
+            ),
+        )
     show(rows)
 
 

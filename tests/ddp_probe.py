@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from fmnist import cli, training
+from fmnist.core import cli
+from fmnist.train import training
 from stages import train
 
 RANK = int(os.environ["RANK"])

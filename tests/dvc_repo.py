@@ -41,7 +41,9 @@ def repo(baseline, tmp_path_factory):
     """A copy of the baseline for one module: its tests may commit, queue and push without the other's."""
     repo = tmp_path_factory.mktemp("dvc") / "repo"
     # Not .dvc/tmp: locks and experiment state belong to the running repository.
-    shutil.copytree(baseline, repo, symlinks=True, ignore=lambda folder, names: ["tmp"] if folder.endswith(".dvc") else [])
+    shutil.copytree(
+        baseline, repo, symlinks=True, ignore=lambda folder, names: ["tmp"] if folder.endswith(".dvc") else []
+    )
     return repo
 
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import yaml
 
-from fmnist import paths
+from fmnist.core import paths
 from tests.synthetic import write_raw
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +57,12 @@ def environment() -> dict:
     """The stages' `python` must be this interpreter; git needs an identity."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env.update(GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
-               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
+    env.update(
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@example.com",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@example.com",
+    )
     env.pop("FASHION_MNIST_DIR", None)
     return env
 
@@ -68,8 +72,15 @@ COMMAND_TIMEOUT = 900
 
 
 def run(cwd: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, text=True,
-                            stdin=subprocess.DEVNULL, timeout=COMMAND_TIMEOUT)
+    result = subprocess.run(
+        command,
+        cwd=cwd,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=COMMAND_TIMEOUT,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -81,8 +92,14 @@ def start(cwd: Path, *command: str, **popen) -> subprocess.Popen:
     A shell that started this suite in the background may have left SIGINT ignored, and an
     ignored SIGINT is inherited down to the stages, which would then never see Ctrl-C.
     """
-    return subprocess.Popen(command, cwd=cwd, env=environment(), stdin=subprocess.DEVNULL,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen)
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=environment(),
+        stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        **popen,
+    )
 
 
 def wait_for_resume_point(repo: Path, name: str, process: subprocess.Popen, seconds: float = 120) -> None:
@@ -106,7 +123,7 @@ def stage_in_process(repo: Path, monkeypatch, capsys, name: str, *args: str) -> 
 
     Returns what `stage(..., check=False)` does: returncode, stdout, stderr.
     """
-    from fmnist import cli
+    from fmnist.core import cli
 
     monkeypatch.chdir(repo)
     monkeypatch.setattr(sys, "argv", [f"stages/{name}.py", *args])

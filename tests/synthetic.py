@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from fmnist import idx
+from fmnist.data import idx
 
 IMAGE_SHAPE = (28, 28)
 

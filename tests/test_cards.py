@@ -1,17 +1,41 @@
 """Model cards from the pipeline's own files."""
 
-from fmnist import cards
+from fmnist.report import cards
 
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 STATS = {"class_counts": {split: dict.fromkeys(CLASSES, n) for split, n in (("train", 50), ("val", 10), ("test", 10))}}
-TRAINING = {"arch": "mlp", "options": {"hidden": [8], "dropout": 0.0}, "optimizer": "adam", "lr": 0.001, "momentum": 0.9,
-            "weight_decay": 0.0, "batch_size": 64, "epochs": 2, "scheduler": "cosine", "warmup": 0.0,
-            "label_smoothing": 0.0, "lookahead": False, "augment": {"crop": 0, "flip": True, "erase": 0.0},
-            "seed": 0, "precision": "auto"}
-METRICS = {"test_accuracy": 0.5, "test_loss": 1.2, "test_macro_f1": 0.45, "best_val_accuracy": 0.55, "best_epoch": 2,
-           **{f"accuracy_{i}": i / 10 for i in range(10)}}
-PROVENANCE = {"determinism": "bitwise: same params, same machine, same numbers", "torch_version": "2", "device": "cpu",
-              "parameters": 6370, "multiply_adds": 6352}
+TRAINING = {
+    "arch": "mlp",
+    "options": {"hidden": [8], "dropout": 0.0},
+    "optimizer": "adam",
+    "lr": 0.001,
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "batch_size": 64,
+    "epochs": 2,
+    "scheduler": "cosine",
+    "warmup": 0.0,
+    "label_smoothing": 0.0,
+    "lookahead": False,
+    "augment": {"crop": 0, "flip": True, "erase": 0.0},
+    "seed": 0,
+    "precision": "auto",
+}
+METRICS = {
+    "test_accuracy": 0.5,
+    "test_loss": 1.2,
+    "test_macro_f1": 0.45,
+    "best_val_accuracy": 0.55,
+    "best_epoch": 2,
+    **{f"accuracy_{i}": i / 10 for i in range(10)},
+}
+PROVENANCE = {
+    "determinism": "bitwise: same params, same machine, same numbers",
+    "torch_version": "2",
+    "device": "cpu",
+    "parameters": 6370,
+    "multiply_adds": 6352,
+}
 
 
 def test_a_card_holds_data_size_recipe_results_and_limits():

@@ -6,8 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fmnist import config, data, device, files, schema, settings
-from fmnist.errors import ConfigError
+from fmnist.core import files, settings
+from fmnist.core.errors import ConfigError
+from fmnist.data import splits as data
+from fmnist.model import device
+from fmnist.params import config, schema
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = {"epochs": 2, "models": {"m": {"arch": "mlp", "lr": 0.01}}}
@@ -37,28 +40,32 @@ class Deleted:
 DELETE = Deleted()
 
 BAD = [
-    ("models.m.arch", "transformer", "models.m.arch = \"transformer\": must be one of logreg, mlp, cnn, resnet18"),
-    ("models.m.optimizer", "lion", "models.m.optimizer = \"lion\": must be one of sgd, adam, adamw"),
-    ("models.m.scheduler", "step", "models.m.scheduler = \"step\": must be one of onecycle, cosine, constant"),
-    ("device", "tpu", "device = \"tpu\": must be auto, cpu, cuda or cuda:N"),
-    ("models.m.device", "gpu", "models.m.device = \"gpu\": must be auto, cpu, cuda or cuda:N"),
-    ("precision", "fp8", "precision = \"fp8\": must be one of auto, fp32, bf16, fp16"),
+    ("models.m.arch", "transformer", 'models.m.arch = "transformer": must be one of logreg, mlp, cnn, resnet18'),
+    ("models.m.optimizer", "lion", 'models.m.optimizer = "lion": must be one of sgd, adam, adamw'),
+    ("models.m.scheduler", "step", 'models.m.scheduler = "step": must be one of onecycle, cosine, constant'),
+    ("device", "tpu", 'device = "tpu": must be auto, cpu, cuda or cuda:N'),
+    ("models.m.device", "gpu", 'models.m.device = "gpu": must be auto, cpu, cuda or cuda:N'),
+    ("precision", "fp8", 'precision = "fp8": must be one of auto, fp32, bf16, fp16'),
     ("batch_size", 0, "batch_size = 0: must be an integer in [1, 65536]"),
-    ("batch_size", "big", "batch_size = \"big\": must be an integer"),
+    ("batch_size", "big", 'batch_size = "big": must be an integer'),
     ("batch_size", 12.5, "batch_size = 12.5: must be an integer"),
     ("epochs", -1, "epochs = -1: must be an integer in [1, 10000]"),
     ("epochs", True, "epochs = True: must be an integer"),
     ("models.m.lr", -0.1, "models.m.lr = -0.1: must be a number in (0, 10]"),
     ("models.m.lr", 0, "models.m.lr = 0: must be a number in (0, 10]"),
-    ("models.m.lr", "fast", "models.m.lr = \"fast\": must be a number"),
+    ("models.m.lr", "fast", 'models.m.lr = "fast": must be a number'),
     ("models.m.lr", DELETE, "models.m.lr: required key missing"),
     ("models.m.arch", DELETE, "models.m.arch: required key missing"),
     ("models.m.learning_rate", 0.1, "models.m.learning_rate: unknown key (allowed: "),
     ("models.m.channels", [8], "models.m.channels: unknown key"),  # a cnn option on an mlp
     ("typo_key", 1, "typo_key: unknown key"),
     ("models.m.hidden", 128, "models.m.hidden = 128: must be a non-empty list of integers in [1, 16384]"),
-    ("models.m.hidden", [128, 2000000000], "models.m.hidden = [128, 2000000000]: must be a non-empty list of integers in [1, 16384]"),
-    ("models.m.hidden", {"a": 1}, "models.m.hidden = {\"a\": 1}: must be a non-empty list"),
+    (
+        "models.m.hidden",
+        [128, 2000000000],
+        "models.m.hidden = [128, 2000000000]: must be a non-empty list of integers in [1, 16384]",
+    ),
+    ("models.m.hidden", {"a": 1}, 'models.m.hidden = {"a": 1}: must be a non-empty list'),
     ("models.m.augment", [1], "models.m.augment must be a mapping, got [1]"),
     ("models.m.augment", {"rotate": 10}, "models.m.augment.rotate: unknown key"),
     ("models.m.augment", {"crop": -1}, "models.m.augment.crop = -1: must be an integer in [0, 14]"),
@@ -69,7 +76,7 @@ BAD = [
     ("models.m.warmup", 1.5, "models.m.warmup = 1.5: must be a number in [0, 1]"),
     ("models.m", [1, 2], "models.m must be a mapping, got [1, 2]"),
     ("models", {}, "models: must name at least one model"),
-    ("models", ["m"], "models must be a mapping, got [\"m\"]"),
+    ("models", ["m"], 'models must be a mapping, got ["m"]'),
     ("val_size", 0, "val_size = 0: must be an integer >= 1"),
     ("train_subset", -5, "train_subset = -5: must be an integer >= 0"),
 ]
@@ -90,7 +97,11 @@ def parsed(params: dict) -> config.Model:
 def test_good_params_parse_with_defaults_and_overrides():
     model = parsed(with_change("models.m.batch_size", 32)).training
     assert (model.epochs, model.batch_size, model.optimizer, model.options) == (
-        2, 32, "adamw", {"hidden": [256, 128, 64], "dropout": 0.0})
+        2,
+        32,
+        "adamw",
+        {"hidden": [256, 128, 64], "dropout": 0.0},
+    )
 
 
 def test_params_hash_changes_with_any_setting():
@@ -174,7 +185,9 @@ def test_settings_read_back_from_configures_files_equal_the_parsed_ones(tmp_path
 def test_a_settings_file_from_older_code_is_refused_in_one_line(tmp_path):
     path = tmp_path / "m" / "train.json"
     files.write_json(path, {**asdict(parsed(GOOD).training), "warmup_epochs": 1})
-    with pytest.raises(ConfigError, match=r"train.json: unreadable or out of date with the code \(run: python -m stages.configure m\)"):
+    with pytest.raises(
+        ConfigError, match=r"train.json: unreadable or out of date with the code \(run: python -m stages.configure m\)"
+    ):
         settings.Training.read(path)
 
 

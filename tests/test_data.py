@@ -1,7 +1,8 @@
 import torch
 
-from fmnist import augment, data
-from fmnist.settings import Augment
+from fmnist.core.settings import Augment
+from fmnist.data import splits as data
+from fmnist.train import augment
 
 
 def labels(n=1000, seed=0):
@@ -41,8 +42,12 @@ def test_batches_cover_every_index_once():
 def shifts_within(image: torch.Tensor, original: torch.Tensor, pad: int) -> list[tuple[int, int]]:
     """Every (dy, dx) for which `image` is `original` zero-padded by `pad` and cropped at that offset."""
     padded = torch.nn.functional.pad(original, (pad, pad, pad, pad))
-    return [(dy - pad, dx - pad) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
-            if torch.equal(image, padded[..., dy : dy + 28, dx : dx + 28])]
+    return [
+        (dy - pad, dx - pad)
+        for dy in range(2 * pad + 1)
+        for dx in range(2 * pad + 1)
+        if torch.equal(image, padded[..., dy : dy + 28, dx : dx + 28])
+    ]
 
 
 def test_random_crop_shifts_within_padding():
@@ -61,7 +66,9 @@ def test_random_crop_shifts_within_padding():
 def test_augment_is_seeded_and_keeps_shape():
     x = torch.rand(16, 1, 28, 28)
     settings = Augment(crop=2, flip=True, erase=0.5)
-    draws = [augment.epoch_randoms(1, 16, settings, torch.Generator().manual_seed(3), torch.device("cpu")) for _ in range(2)]
+    draws = [
+        augment.epoch_randoms(1, 16, settings, torch.Generator().manual_seed(3), torch.device("cpu")) for _ in range(2)
+    ]
     a, b = (augment.augment(x, settings, randoms[0]) for randoms in draws)
     assert a.shape == x.shape and torch.equal(a, b)
     assert not torch.equal(a, x)

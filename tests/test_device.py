@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmnist import device
+from fmnist.model import device
+
 
 @pytest.fixture
 def four_gpus(monkeypatch, tmp_path):
@@ -47,11 +48,17 @@ def test_workers_that_start_together_spread_one_per_gpu_then_double_up(four_gpus
 
 
 def test_a_claim_held_by_another_process_is_respected_and_freed_when_it_ends(four_gpus):
-    code = ("import sys, time; from pathlib import Path; from fmnist import device;"
-            "device.CLAIMS = Path(sys.argv[1]); device.torch.cuda.device_count = lambda: 4;"
-            "print(device.claim_gpu(), flush=True); time.sleep(30)")
-    other = subprocess.Popen([sys.executable, "-c", code, str(device.CLAIMS)], stdout=subprocess.PIPE, text=True,
-                             cwd=Path(__file__).parents[1])
+    code = (
+        "import sys, time; from pathlib import Path; from fmnist import device;"
+        "device.CLAIMS = Path(sys.argv[1]); device.torch.cuda.device_count = lambda: 4;"
+        "print(device.claim_gpu(), flush=True); time.sleep(30)"
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", code, str(device.CLAIMS)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
     try:
         assert other.stdout.readline().strip() == "0"
         assert device.claim_gpu() == 1
@@ -85,7 +92,8 @@ def test_each_torchrun_rank_takes_its_own_gpu(four_gpus, monkeypatch, spec):
 
 
 def test_a_cuda_device_always_has_an_index_and_is_made_current_once(four_gpus):
-    from fmnist import config, inference
+    from fmnist.model import inference
+    from fmnist.params import config
 
     cfg = config.parse({"device": "cuda", "models": {"m": {"arch": "mlp", "lr": 1}}}).models["m"].training
     runtime = inference.Runtime.create(cfg, 0.3, 0.3)
@@ -102,8 +110,10 @@ def test_auto_precision_follows_every_visible_gpu_not_the_one_picked(four_gpus, 
     assert {device.resolve_precision("auto", torch.device("cuda", i)) for i in range(4)} == {torch.float16}
 
 
-@pytest.mark.parametrize("capability, expected", [((7, 0), torch.float16), ((7, 5), torch.float16),
-                                                  ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)])
+@pytest.mark.parametrize(
+    "capability, expected",
+    [((7, 0), torch.float16), ((7, 5), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)],
+)
 def test_auto_precision_uses_bf16_only_where_a_gpu_has_it_natively(four_gpus, monkeypatch, capability, expected):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # counts emulation: not asked
@@ -143,9 +153,12 @@ def test_the_ops_seen_are_kept_when_the_block_raises():
 
 def test_deterministic_mode_is_on_without_importing_torchinductor():
     """Eager stages need only the kernel switch; importing TorchInductor would cost every stage seconds."""
-    script = ("import sys, torch; from fmnist import device; device.make_deterministic(0); "
-              "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(), "
-              "'torch._inductor' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                            cwd=Path(__file__).parents[1])
+    script = (
+        "import sys, torch; from fmnist import device; device.make_deterministic(0); "
+        "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(), "
+        "'torch._inductor' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1]
+    )
     assert result.stdout.split() == ["True", "True", "False"]

@@ -9,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-from fmnist import curves, distributed, paths
+from fmnist.core import curves, paths
+from fmnist.train import distributed
 from tests import project
 from tests.project import ROOT
 
@@ -22,18 +23,28 @@ PARAMS = {
     "batch_size": 64,
     "precision": "fp32",
     "nproc": 2,
-    "models": {"mlp": {"arch": "mlp", "hidden": [64, 32], "optimizer": "adam", "lr": 0.002,
-                       "augment": {"crop": 2, "flip": True, "erase": 0.25}}},
+    "models": {
+        "mlp": {
+            "arch": "mlp",
+            "hidden": [64, 32],
+            "optimizer": "adam",
+            "lr": 0.002,
+            "augment": {"crop": 2, "flip": True, "erase": 0.25},
+        }
+    },
 }
 MODEL = paths.model("mlp")
 
 
 def probe(repo, *args: str, **env: str):
     """Launch tests.ddp_probe (the train stage, instrumented) on two ranks, as the train stage launches itself."""
-    code = f"import sys; from fmnist import distributed; sys.exit(distributed.launch(2, 'tests.ddp_probe', {list(args)}))"
+    code = (
+        f"import sys; from fmnist import distributed; sys.exit(distributed.launch(2, 'tests.ddp_probe', {list(args)}))"
+    )
     environment = {**project.environment(), "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run([sys.executable, "-c", code], cwd=repo, env=environment,
-                                  capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, env=environment, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,16 +104,27 @@ def test_ctrl_c_stops_every_rank_and_the_run_resumes(repo):
     project.write_params(repo, {**params, "epochs": 300})  # long enough to interrupt after the first
     project.stage(repo, "configure", "mlp")
     try:
-        process = project.start(repo, sys.executable, "-m", "stages.train", "mlp", "--fresh",
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        process = project.start(
+            repo,
+            sys.executable,
+            "-m",
+            "stages.train",
+            "mlp",
+            "--fresh",
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         project.wait_for_resume_point(repo, "mlp", process)
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the launcher and both ranks get it
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 130
         # The launcher and both ranks each say it, and their lines may interleave on the shared stderr.
         said = "interrupted: outputs left complete or absent"
-        assert said in stderr and not [line for line in stderr.replace(said, "\n").splitlines()
-                                       if line.strip() and ": epoch " not in line], stderr
+        assert said in stderr and not [
+            line for line in stderr.replace(said, "\n").splitlines() if line.strip() and ": epoch " not in line
+        ], stderr
         assert "resuming after epoch" in project.stage(repo, "train", "mlp").stdout
     finally:
         project.write_params(repo, params)

@@ -41,7 +41,12 @@ def test_a_global_that_some_models_override_does_not_retrain_them(repo):
 
 def test_a_param_only_evaluation_reads_does_not_retrain(repo):
     result = project.dvc(repo, "exp", "run", "-S", "models.cnn.tta_views=2")
-    assert ran(result.stdout) == {"configure@cnn", "evaluate@cnn", "export@cnn", "summarize"}  # views are inside the export
+    assert ran(result.stdout) == {
+        "configure@cnn",
+        "evaluate@cnn",
+        "export@cnn",
+        "summarize",
+    }  # views are inside the export
 
 
 def stage_instances(repo) -> dict[str, str]:
@@ -107,8 +112,13 @@ def test_removing_a_model_drops_it_from_the_leaderboard_metrics_and_cards(repo):
 def test_rerunning_earlier_params_restores_from_run_cache(repo):
     """Params that ran before train nothing: DVC's run-cache restores the model and its results."""
     changed = project.dvc(repo, "exp", "run", "-S", "models.mlp_small.lr=0.005")
-    assert ran(changed.stdout) == {"configure@mlp_small", "train@mlp_small", "evaluate@mlp_small", "export@mlp_small",
-                                   "summarize"}
+    assert ran(changed.stdout) == {
+        "configure@mlp_small",
+        "train@mlp_small",
+        "evaluate@mlp_small",
+        "export@mlp_small",
+        "summarize",
+    }
 
     back = project.dvc(repo, "exp", "run", "-S", "models.mlp_small.lr=0.001")  # the committed value
     assert ran(back.stdout) == {"summarize"}  # the rest came from the run-cache
@@ -143,8 +153,9 @@ def descends_from(pid: int, ancestor: int) -> bool:
 def test_interrupted_repro_shows_changed_then_completes(repo):
     set_param(repo, "models.cnn.lr", 0.02)
     set_param(repo, "models.cnn.epochs", 20)  # time to interrupt after the first, short to finish
-    process = project.start(repo, sys.executable, "-m", "dvc", "repro",
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = project.start(
+        repo, sys.executable, "-m", "dvc", "repro", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     project.wait_for_resume_point(repo, "cnn", process, seconds=300)  # after epoch 1 of 20
     # Ctrl-C as it reaches the stage: DVC runs the command apart and ignores SIGINT itself meanwhile.
     pid = training_process(process.pid)

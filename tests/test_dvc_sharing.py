@@ -6,12 +6,11 @@ import subprocess
 import sys
 import time
 
-import torch
-
 import pytest
+import torch
 import yaml
 
-from fmnist import paths
+from fmnist.core import paths
 from tests import project
 from tests.dvc_repo import MODELS, baseline, batch_size_branch, clean, every, ran, repo, reset, set_param  # noqa: F401 (fixtures)
 
@@ -41,7 +40,9 @@ def test_experiment_with_a_bad_value_fails_with_the_one_line_error(repo):
 def test_metrics_hold_numbers_only_and_exp_show_has_no_string_columns(repo):
     shown = json.loads(project.dvc(repo, "exp", "show", "--json").stdout)
     metrics = shown[0]["data"]["metrics"]
-    assert set(metrics) == {f"metrics/{name}.json" for name in MODELS} | {f"metrics/timing/{name}.json" for name in MODELS}
+    assert set(metrics) == {f"metrics/{name}.json" for name in MODELS} | {
+        f"metrics/timing/{name}.json" for name in MODELS
+    }
     for values in metrics.values():
         assert all(isinstance(value, (int, float)) for value in values["data"].values()), values
     assert json.loads((repo / "reports" / "provenance" / "cnn.json").read_text())["params_hash"]
@@ -84,8 +85,16 @@ def test_queued_grid_runs_on_two_workers_and_shows_in_exp_show(repo):
     project.dvc(repo, "exp", "run", "--queue", "-S", "models.logreg.lr=0.01,0.02")
     # Not captured: DVC's worker launcher keeps the caller's stdout open until the workers exit, so a
     # captured `queue start` would wait for every experiment, and forever if a worker never stopped.
-    subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], cwd=repo, env=project.environment(),
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "queue", "start", "-j", "2"],
+        cwd=repo,
+        env=project.environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        timeout=120,
+    )
     try:
         deadline = time.time() + 600
         while time.time() < deadline:
@@ -97,8 +106,11 @@ def test_queued_grid_runs_on_two_workers_and_shows_in_exp_show(repo):
         project.dvc(repo, "queue", "stop", check=False)
     assert status.count("Success") == 2, status
     queued = [data for name, data in experiments(repo).items() if name not in before]
-    learning_rates = sorted(run["params"]["params.yaml"]["data"]["models"]["logreg"]["lr"] for run in queued
-                            if "test_accuracy" in run["metrics"]["metrics/logreg.json"]["data"])
+    learning_rates = sorted(
+        run["params"]["params.yaml"]["data"]["models"]["logreg"]["lr"]
+        for run in queued
+        if "test_accuracy" in run["metrics"]["metrics/logreg.json"]["data"]
+    )
     assert learning_rates == [0.01, 0.02]
 
 
@@ -116,8 +128,15 @@ def test_push_and_fresh_clone_pull_restore_everything(repo, tmp_path):
     project.run(tmp_path, "git", "clone", "-q", "-b", "pull-test", str(repo), str(clone))
     assert not (clone / paths.model("cnn")).exists()
     project.dvc(clone, "pull", "--run-cache")
-    for path in (paths.RAW / "train-images-idx3-ubyte", paths.PREPARED / "train.pt", paths.train_config("cnn"),
-                 paths.model("cnn"), paths.model("logreg"), paths.test_metrics("cnn"), paths.curves("logreg")):
+    for path in (
+        paths.RAW / "train-images-idx3-ubyte",
+        paths.PREPARED / "train.pt",
+        paths.train_config("cnn"),
+        paths.model("cnn"),
+        paths.model("logreg"),
+        paths.test_metrics("cnn"),
+        paths.curves("logreg"),
+    ):
         assert (clone / path).is_file(), path
     assert "up to date" in project.dvc(clone, "status").stdout
     assert ran(project.dvc(clone, "repro").stdout) == set()

@@ -3,8 +3,8 @@ import errno
 import pytest
 import torch
 
-from fmnist import files
-from fmnist.errors import OutputError
+from fmnist.core import files
+from fmnist.core.errors import OutputError
 
 
 def test_failed_write_leaves_old_file_and_no_temporary(tmp_path):

@@ -5,8 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fmnist import idx
-from fmnist.errors import DataError
+from fmnist.core.errors import DataError
+from fmnist.data import idx
 from tests.synthetic import idx_bytes
 
 
@@ -20,15 +20,18 @@ def test_parse_labels_file():
     assert torch.equal(idx.parse(idx_bytes(labels), "x"), labels)
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"\x00\x00\x0d\x01" + (1).to_bytes(4, "big") + b"\x00" * 4, "bad magic number"),
-    (b"\x01\x00\x08\x01" + (1).to_bytes(4, "big") + b"\x00", "bad magic number"),
-    (b"\x00\x00\x08\x00", "bad magic number"),
-    (b"\x00\x00", "too short"),
-    (b"\x00\x00\x08\x03" + (5).to_bytes(4, "big"), "truncated header"),
-    (b"\x00\x00\x08\x01" + (10).to_bytes(4, "big") + b"\x00" * 9, "truncated"),
-    (b"\x00\x00\x08\x01" + (10).to_bytes(4, "big") + b"\x00" * 11, "trailing bytes"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"\x00\x00\x0d\x01" + (1).to_bytes(4, "big") + b"\x00" * 4, "bad magic number"),
+        (b"\x01\x00\x08\x01" + (1).to_bytes(4, "big") + b"\x00", "bad magic number"),
+        (b"\x00\x00\x08\x00", "bad magic number"),
+        (b"\x00\x00", "too short"),
+        (b"\x00\x00\x08\x03" + (5).to_bytes(4, "big"), "truncated header"),
+        (b"\x00\x00\x08\x01" + (10).to_bytes(4, "big") + b"\x00" * 9, "truncated"),
+        (b"\x00\x00\x08\x01" + (10).to_bytes(4, "big") + b"\x00" * 11, "trailing bytes"),
+    ],
+)
 def test_parse_refuses_malformed_files(data, message):
     with pytest.raises(DataError, match=message) as error:
         idx.parse(data, "some/file")
@@ -42,11 +45,14 @@ def test_read_checks_expected_shape(tmp_path):
         idx.read(path, idx.TRAIN_LABELS)
 
 
-@pytest.mark.parametrize("file, shape, found, wanted", [
-    (idx.TRAIN_IMAGES, (5, 28, 27), "5 x 28 x 27", "N x 28 x 28"),
-    (idx.TEST_IMAGES, (5, 784), "5 x 784", "N x 28 x 28"),
-    (idx.TRAIN_LABELS, (5, 28, 28), "5 x 28 x 28", "N"),
-])
+@pytest.mark.parametrize(
+    "file, shape, found, wanted",
+    [
+        (idx.TRAIN_IMAGES, (5, 28, 27), "5 x 28 x 27", "N x 28 x 28"),
+        (idx.TEST_IMAGES, (5, 784), "5 x 784", "N x 28 x 28"),
+        (idx.TRAIN_LABELS, (5, 28, 28), "5 x 28 x 28", "N"),
+    ],
+)
 def test_read_refuses_other_dimensions_than_the_official_file_of_that_name(tmp_path, file, shape, found, wanted):
     path = tmp_path / file.gz_name
     path.write_bytes(gzip.compress(idx_bytes(torch.zeros(shape, dtype=torch.uint8))))
@@ -82,10 +88,14 @@ def test_read_names_a_missing_file(tmp_path):
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.binary(max_size=64) | st.builds(
-    lambda dims, body: b"\x00\x00\x08" + bytes([len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims) + body,
-    st.lists(st.integers(0, 6), min_size=1, max_size=3), st.binary(max_size=300),
-))
+@given(
+    st.binary(max_size=64)
+    | st.builds(
+        lambda dims, body: b"\x00\x00\x08" + bytes([len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims) + body,
+        st.lists(st.integers(0, 6), min_size=1, max_size=3),
+        st.binary(max_size=300),
+    )
+)
 def test_any_bytes_parse_or_raise_data_error(data):
     """Fuzz: arbitrary bytes, and near-valid headers with random bodies, never crash the reader."""
     try:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fmnist import images
+from fmnist.predict import images
 
 
 def garment(width=300, height=200, box=(40, 30, 140, 180), ground=255, ink=30) -> np.ndarray:
@@ -56,9 +56,16 @@ def test_blank_picture_is_refused():
         images.convert(torch.full((50, 40), 250, dtype=torch.uint8))
 
 
-@pytest.mark.parametrize("suffix, options", [
-    (".png", {}), (".jpg", {"quality": 90}), (".bmp", {}), (".gif", {}), (".webp", {"quality": 90}),
-])
+@pytest.mark.parametrize(
+    "suffix, options",
+    [
+        (".png", {}),
+        (".jpg", {"quality": 90}),
+        (".bmp", {}),
+        (".gif", {}),
+        (".webp", {"quality": 90}),
+    ],
+)
 def test_every_format_reads_to_the_same_picture(tmp_path, suffix, options):
     Image.fromarray(garment()).convert("RGB").save(tmp_path / f"shirt{suffix}", **options)
     seen, conversion = images.load(tmp_path / f"shirt{suffix}")

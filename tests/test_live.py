@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from fmnist import live
+from fmnist.train import live
 from tests import project
 
 BASELINE = "a" * 40
@@ -37,8 +37,13 @@ def studio():
 
 def experiment_env(studio) -> dict:
     """What `dvc exp run` puts in a stage's environment when a Studio token is configured."""
-    return {"DVC_STUDIO_TOKEN": "secret", "DVC_STUDIO_URL": studio["url"], "DVC_STUDIO_REPO_URL": "https://example.com/r",
-            "DVC_EXP_NAME": "quick-fox", "DVC_EXP_BASELINE_REV": BASELINE}
+    return {
+        "DVC_STUDIO_TOKEN": "secret",
+        "DVC_STUDIO_URL": studio["url"],
+        "DVC_STUDIO_REPO_URL": "https://example.com/r",
+        "DVC_EXP_NAME": "quick-fox",
+        "DVC_EXP_BASELINE_REV": BASELINE,
+    }
 
 
 def test_without_a_token_nothing_is_sent_or_written(studio, tmp_path):
@@ -53,7 +58,9 @@ def test_each_epoch_posts_its_curve_rows_and_metrics_as_dvclive_does(studio):
     watchers.epoch_done(2, ROWS)
     posts = studio["received"]
     assert {post["path"] for post in posts} == {"/api/live"} and {post["token"] for post in posts} == {"token secret"}
-    assert all(post["type"] == "data" and post["name"] == "quick-fox" and post["baseline_sha"] == BASELINE for post in posts)
+    assert all(
+        post["type"] == "data" and post["name"] == "quick-fox" and post["baseline_sha"] == BASELINE for post in posts
+    )
     with_plots = [post for post in posts if "plots" in post]
     assert [post["step"] for post in with_plots] == [1, 2]
     assert with_plots[-1]["plots"] == {"results/m/curves.csv": {"data": ROWS}}

@@ -4,8 +4,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmnist import checkpoint, config, export, metrics, models, training
-from fmnist.errors import DataError
+from fmnist.core.errors import DataError
+from fmnist.model import checkpoint, export, models
+from fmnist.params import config
+from fmnist.report import metrics
+from fmnist.train import training
 
 
 @pytest.mark.parametrize("arch", list(config.ARCH_OPTIONS))
@@ -31,10 +34,15 @@ def test_resnet_downsample_shrinks_feature_maps(whiten, expected):
     assert sizes == expected
 
 
-@pytest.mark.parametrize("arch, options", [("logreg", {}), ("mlp", {"hidden": [32, 16], "dropout": 0.1}),
-                                           ("cnn", {"channels": [8, 16], "whiten": True, "dirac": True,
-                                                    "bn_scale": False, "logit_scale": 1.0}),
-                                           ("resnet18", {"downsample": 4, "whiten": True})])
+@pytest.mark.parametrize(
+    "arch, options",
+    [
+        ("logreg", {}),
+        ("mlp", {"hidden": [32, 16], "dropout": 0.1}),
+        ("cnn", {"channels": [8, 16], "whiten": True, "dirac": True, "bn_scale": False, "logit_scale": 1.0}),
+        ("resnet18", {"downsample": 4, "whiten": True}),
+    ],
+)
 def test_model_size_counts_the_multiply_adds_pytorch_counts(arch, options):
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -49,7 +57,13 @@ def test_training_steps_lower_the_loss(arch):
     torch.manual_seed(0)
     cfg = config.parse({"models": {"m": {"arch": arch, "lr": 0.01, "optimizer": "adam"}}}).models["m"].training
     if arch == "cnn":
-        cfg = config.parse({"models": {"m": {"arch": arch, "lr": 0.01, "optimizer": "adam", "channels": [8], "whiten": False}}}).models["m"].training
+        cfg = (
+            config.parse(
+                {"models": {"m": {"arch": arch, "lr": 0.01, "optimizer": "adam", "channels": [8], "whiten": False}}}
+            )
+            .models["m"]
+            .training
+        )
     model = models.build(cfg.arch, cfg.options)
     optimizer = training.make_optimizer(model, cfg)
     x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
@@ -64,7 +78,9 @@ def test_training_steps_lower_the_loss(arch):
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():
-    shape = lambda name: config.parse({"models": {"m": {"arch": "logreg", "lr": 1, "scheduler": name}}}).models["m"].training  # noqa: E731
+    shape = lambda name: (
+        config.parse({"models": {"m": {"arch": "logreg", "lr": 1, "scheduler": name}}}).models["m"].training
+    )  # noqa: E731
     factors = [training.lr_factor(step, 10, 2, shape("onecycle")) for step in range(10)]
     assert factors[:2] == [0.5, 1.0]
     assert factors[2] == 1.0 and factors[-1] == pytest.approx(1 / 8)
@@ -107,8 +123,9 @@ def test_f1_of_a_never_predicted_class_is_zero():
 
 def save_mlp(path, hidden, **changes):
     """A checkpoint as train writes it, of an untrained mlp, with `changes` to its fields (None: drop it)."""
-    checkpoint.save(path, models.mlp(hidden, 0.0).state_dict(), "mlp", {"hidden": hidden, "dropout": 0.0},
-                    0.3, 0.3, 1, 0.5, [])
+    checkpoint.save(
+        path, models.mlp(hidden, 0.0).state_dict(), "mlp", {"hidden": hidden, "dropout": 0.0}, 0.3, 0.3, 1, 0.5, []
+    )
     saved = torch.load(path, weights_only=True)
     saved |= changes
     torch.save({key: value for key, value in saved.items() if value is not None}, path)
@@ -121,19 +138,29 @@ def test_checkpoint_round_trip(tmp_path):
     assert torch.equal(model[1].weight, torch.load(tmp_path / "m.pt", weights_only=True)["state_dict"]["1.weight"])
 
 
-@pytest.mark.parametrize("changes, reason", [
-    ({"arch": None}, "not a checkpoint of this project (no arch)"),
-    ({"arch": "transformer"}, "not a checkpoint of this project (unknown arch 'transformer')"),
-    ({"normalization": {"mean": 0.3}}, "not a checkpoint of this project (normalization without mean and std)"),
-    ({"options": {"width": 8}}, "not a checkpoint of this project (options that build no mlp: "
-                                "mlp() got an unexpected keyword argument 'width')"),
-    ({"options": {"hidden": [16], "dropout": 0.0}},
-     "weights do not fit the mlp with hidden=[16], dropout=0.0 (1.weight is (8, 784) in the file, "
-     "(16, 784) in the model, and 2 more)"),
-    ({"arch": "logreg", "options": {}},
-     "weights do not fit the logreg (1.weight is (8, 784) in the file, (10, 784) in the model, and 1 more)"),
-    ({"state_dict": {}}, "weights do not fit the mlp with hidden=[8], dropout=0.0 (no 1.weight, and 3 more)"),
-])
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({"arch": None}, "not a checkpoint of this project (no arch)"),
+        ({"arch": "transformer"}, "not a checkpoint of this project (unknown arch 'transformer')"),
+        ({"normalization": {"mean": 0.3}}, "not a checkpoint of this project (normalization without mean and std)"),
+        (
+            {"options": {"width": 8}},
+            "not a checkpoint of this project (options that build no mlp: "
+            "mlp() got an unexpected keyword argument 'width')",
+        ),
+        (
+            {"options": {"hidden": [16], "dropout": 0.0}},
+            "weights do not fit the mlp with hidden=[16], dropout=0.0 (1.weight is (8, 784) in the file, "
+            "(16, 784) in the model, and 2 more)",
+        ),
+        (
+            {"arch": "logreg", "options": {}},
+            "weights do not fit the logreg (1.weight is (8, 784) in the file, (10, 784) in the model, and 1 more)",
+        ),
+        ({"state_dict": {}}, "weights do not fit the mlp with hidden=[8], dropout=0.0 (no 1.weight, and 3 more)"),
+    ],
+)
 def test_a_checkpoint_of_something_else_is_one_line_naming_the_file(tmp_path, changes, reason):
     path = tmp_path / "m.pt"
     save_mlp(path, [8], **changes)
@@ -142,10 +169,13 @@ def test_a_checkpoint_of_something_else_is_one_line_naming_the_file(tmp_path, ch
     assert str(error.value) == f"{path}: {reason}"
 
 
-@pytest.mark.parametrize("content, reason", [
-    (models.logreg().state_dict(), "no arch, options, normalization, best_epoch, best_val_accuracy, state_dict"),
-    (torch.zeros(3), "a Tensor, not a dict"),
-])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (models.logreg().state_dict(), "no arch, options, normalization, best_epoch, best_val_accuracy, state_dict"),
+        (torch.zeros(3), "a Tensor, not a dict"),
+    ],
+)
 def test_a_bare_state_dict_or_tensor_is_not_a_checkpoint(tmp_path, content, reason):
     torch.save(content, tmp_path / "m.pt")
     with pytest.raises(DataError, match=rf"^{tmp_path / 'm.pt'}: not a checkpoint of this project \({reason}\)$"):

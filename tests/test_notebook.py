@@ -19,6 +19,12 @@ def test_the_notebooks_code_cells_run_in_order():
     notebook = json.loads((ROOT / "notebooks" / "explore.ipynb").read_text())
     code = "\n\n".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code")
     assert all(not cell.get("outputs") for cell in notebook["cells"])  # committed without outputs
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                            env={**environment(), "MPLBACKEND": "Agg"}, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**environment(), "MPLBACKEND": "Agg"},
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr

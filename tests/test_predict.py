@@ -12,8 +12,14 @@ import torch
 import yaml
 from PIL import Image
 
-from fmnist import checkpoint, config, data, device, files, idx, images, inference, models, paths, sources, training
-from fmnist.progress import Silent
+from fmnist.core import files, paths
+from fmnist.data import idx, sources
+from fmnist.data import splits as data
+from fmnist.model import checkpoint, device, inference, models
+from fmnist.params import config
+from fmnist.predict import images
+from fmnist.train import training
+from fmnist.train.progress import Silent
 from tests import project, synthetic
 
 pytestmark = pytest.mark.e2e  # a model trained in the module's fixture, and the command in processes of its own
@@ -21,15 +27,26 @@ pytestmark = pytest.mark.e2e  # a model trained in the module's fixture, and the
 REAL = (sources.DEBIAN_DIR / idx.TEST_IMAGES.gz_name).is_file()
 PARAMS = {
     "device": "auto",
-    "models": {"tiny": {"arch": "mlp", "hidden": [128, 64], "optimizer": "adam", "lr": 0.002,
-                        "epochs": 3, "augment": {"flip": True}, "tta_views": 2}},
+    "models": {
+        "tiny": {
+            "arch": "mlp",
+            "hidden": [128, 64],
+            "optimizer": "adam",
+            "lr": 0.002,
+            "epochs": 3,
+            "augment": {"flip": True},
+            "tta_views": 2,
+        }
+    },
 }
 
 
 def real_or_synthetic() -> tuple[data.Split, data.Split]:
     """Real Fashion-MNIST (Debian's package, as CI installs it), else the synthetic stand-in."""
     if not REAL:
-        return data.Split(*synthetic.images_and_labels(3000, seed=1)), data.Split(*synthetic.images_and_labels(1000, seed=2))
+        return data.Split(*synthetic.images_and_labels(3000, seed=1)), data.Split(
+            *synthetic.images_and_labels(1000, seed=2)
+        )
     read = lambda file: idx.read(sources.DEBIAN_DIR / file.gz_name)  # noqa: E731
     train = data.Split(read(idx.TRAIN_IMAGES), read(idx.TRAIN_LABELS).long())
     test = data.Split(read(idx.TEST_IMAGES), read(idx.TEST_LABELS).long())
@@ -50,21 +67,38 @@ def repo(tmp_path_factory):
     device.make_deterministic(cfg.seed)
     trainer = training.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, train)
     trainer.fit(train.to(runtime.device), test.take(torch.arange(1000)).to(runtime.device), Silent())
-    checkpoint.save(path / paths.model("tiny"), trainer.best_state, cfg.arch, cfg.options,
-                    runtime.mean, runtime.std, 1, trainer.best_accuracy, [])
-    (path / "params.yaml").write_text(yaml.safe_dump(PARAMS | {"models": PARAMS["models"] | {
-        "untrained": {"arch": "logreg", "lr": 0.01}}}))
+    checkpoint.save(
+        path / paths.model("tiny"),
+        trainer.best_state,
+        cfg.arch,
+        cfg.options,
+        runtime.mean,
+        runtime.std,
+        1,
+        trainer.best_accuracy,
+        [],
+    )
+    (path / "params.yaml").write_text(
+        yaml.safe_dump(PARAMS | {"models": PARAMS["models"] | {"untrained": {"arch": "logreg", "lr": 0.01}}})
+    )
     files.write_json(path / paths.evaluate_config("tiny"), asdict(configured.evaluation))  # as configure writes it
     (path / "reports").mkdir()
-    (path / "reports" / "leaderboard.json").write_text(json.dumps([{"model": "untrained", "best_val_accuracy": 0.5}, {"model": "tiny", "best_val_accuracy": 0.9}]))
+    (path / "reports" / "leaderboard.json").write_text(
+        json.dumps([{"model": "untrained", "best_val_accuracy": 0.5}, {"model": "tiny", "best_val_accuracy": 0.9}])
+    )
     return SimpleNamespace(path=path, test=test)
 
 
 def predict(repo, *args, check=True):
     # Wide enough that rich never wraps a long temporary path inside the table's file column.
     env = project.environment() | {"PYTHONPATH": str(project.ROOT), "COLUMNS": "400"}
-    result = subprocess.run([sys.executable, "-m", "fmnist", "predict", *map(str, args)], cwd=repo.path, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "fmnist", "predict", *map(str, args)],
+        cwd=repo.path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert "Traceback" not in result.stderr, result.stderr
     if check:
         assert result.returncode == 0, result.stderr
@@ -144,11 +178,24 @@ def test_bad_files_get_one_line_each_and_the_good_ones_are_still_predicted(repo,
     (tmp_path / "no-pictures" / "readme.txt").write_text("nothing here\n")
     shop_picture(repo.test.images[0]).convert("LAB").save(tmp_path / "lab.tif")  # Pillow reads it, but not into grey
     shop_picture(repo.test.images[1]).save(tmp_path / "also-good.jpg")
-    names = ["good.png", "truncated.png", "notes.txt", "empty.png", "no-pictures", "missing.png", "lab.tif",
-             "also-good.jpg"]
-    expected = {tmp_path / "truncated.png": "truncated", tmp_path / "notes.txt": "not an image",
-                tmp_path / "empty.png": "empty file", tmp_path / "no-pictures": "no images",
-                tmp_path / "missing.png": "no such file", tmp_path / "lab.tif": "cannot convert its LAB pixels"}
+    names = [
+        "good.png",
+        "truncated.png",
+        "notes.txt",
+        "empty.png",
+        "no-pictures",
+        "missing.png",
+        "lab.tif",
+        "also-good.jpg",
+    ]
+    expected = {
+        tmp_path / "truncated.png": "truncated",
+        tmp_path / "notes.txt": "not an image",
+        tmp_path / "empty.png": "empty file",
+        tmp_path / "no-pictures": "no images",
+        tmp_path / "missing.png": "no such file",
+        tmp_path / "lab.tif": "cannot convert its LAB pixels",
+    }
 
     result = predict(repo, *(tmp_path / name for name in names), check=False)
     assert_error_lines(result, expected)
@@ -161,10 +208,13 @@ def test_bad_files_get_one_line_each_and_the_good_ones_are_still_predicted(repo,
     assert [("top" in row, "error" in row) for row in rows] == [(True, False)] + [(False, True)] * 6 + [(True, False)]
 
 
-@pytest.mark.parametrize("model, fix", [
-    ("nosuch", "unknown model 'nosuch'"),
-    ("untrained", "not trained yet; train it with: dvc repro train@untrained (or fetch it: dvc pull)"),
-])
+@pytest.mark.parametrize(
+    "model, fix",
+    [
+        ("nosuch", "unknown model 'nosuch'"),
+        ("untrained", "not trained yet; train it with: dvc repro train@untrained (or fetch it: dvc pull)"),
+    ],
+)
 def test_unknown_or_untrained_model_is_one_line_with_the_fix(repo, tmp_path, model, fix):
     shop_picture(repo.test.images[0]).save(tmp_path / "good.png")
     result = predict(repo, "--model", model, tmp_path / "good.png", check=False)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from fmnist import config, paths
+from fmnist.core import paths
+from fmnist.params import config
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())
@@ -103,30 +104,47 @@ def test_every_model_and_its_export_is_a_registered_artifact():
 
 
 def test_overlay_plots_list_every_model():
-    overlays = [definition for plot in PIPELINE["plots"] if isinstance(plot, dict)
-                for definition in plot.values() if "y" in definition and isinstance(definition["y"], dict)]
+    overlays = [
+        definition
+        for plot in PIPELINE["plots"]
+        if isinstance(plot, dict)
+        for definition in plot.values()
+        if "y" in definition and isinstance(definition["y"], dict)
+    ]
     assert len(overlays) == 2
     for definition in overlays:
         assert {Path(path).stem for path in definition["y"]} == set(MODELS)
 
 
 def outputs(stage: str) -> set[str]:
-    return {next(iter(out)) if isinstance(out, dict) else out
-            for kind in ("outs", "plots") for out in declared(stage).get(kind, [])}
+    return {
+        next(iter(out)) if isinstance(out, dict) else out
+        for kind in ("outs", "plots")
+        for out in declared(stage).get(kind, [])
+    }
 
 
 def test_stage_outputs_are_where_the_code_writes():
     key = "${key}"
     assert outputs("train") == {str(paths.model(key)), str(paths.curves(key)), str(paths.timing(key))}
-    assert outputs("evaluate") == {str(paths.test_metrics(key)), str(paths.provenance(key)), str(paths.confusion(key)),
-                                   str(paths.confusion_png(key)), str(paths.predictions_png(key))}
+    assert outputs("evaluate") == {
+        str(paths.test_metrics(key)),
+        str(paths.provenance(key)),
+        str(paths.confusion(key)),
+        str(paths.confusion_png(key)),
+        str(paths.predictions_png(key)),
+    }
     published = paths.published(key)
     assert {str(result) for result in published} == (outputs("train") - {str(paths.model(key))}) | outputs("evaluate")
     assert {next(iter(out)) for out in PIPELINE["stages"]["summarize"]["outs"]} == {
-        str(paths.METRICS), str(paths.PLOTS), str(paths.REPORTS)}
+        str(paths.METRICS),
+        str(paths.PLOTS),
+        str(paths.REPORTS),
+    }
     assert published[paths.provenance(key)].parts[0] == "reports"  # git-tracked, but not read as metrics
-    assert all(copy.parts[0] in ("metrics", "plots") for result, copy in published.items()
-               if result != paths.provenance(key))
+    assert all(
+        copy.parts[0] in ("metrics", "plots") for result, copy in published.items() if result != paths.provenance(key)
+    )
     assert PIPELINE["metrics"] == [str(paths.METRICS)]
     assert outputs("export") == {str(paths.export(key))}
     assert PIPELINE["stages"]["prepare"]["outs"] == [str(paths.PREPARED)]
@@ -184,8 +202,11 @@ def logged_test_runs(model: str, dtype: str) -> list[dict]:
 def test_the_readmes_seed_table_is_the_logged_trials_of_the_committed_recipe():
     from bench import trials
 
-    rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in (ROOT / "README.md").read_text().splitlines()
-            if line.startswith(("| 0 (`dvc repro`", "| 1 |", "| 2 |", "| mean (worst) |"))}
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2:4]
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith(("| 0 (`dvc repro`", "| 1 |", "| 2 |", "| mean (worst) |"))
+    }
     for column, dtype in enumerate(DTYPES):
         tests = [run["test"] for run in logged_test_runs("cnn", dtype)]
         for seed, test in enumerate(tests):
@@ -226,8 +247,13 @@ def test_the_docs_seed_tables_are_the_logged_trials_of_the_committed_recipes():
 def documented_overrides() -> list[tuple[str, str]]:
     """Every `-S KEY=VALUE` the docs, README, params.yaml, workflows and notebooks give `dvc exp run`
     (not bench.trials', whose keys sit under one model), as (where, KEY with any leading +)."""
-    files = [ROOT / "README.md", ROOT / "params.yaml", *sorted((ROOT / "docs").glob("*.md")),
-             *sorted((ROOT / ".github" / "workflows").glob("*.yml")), *sorted((ROOT / "notebooks").glob("*.ipynb"))]
+    files = [
+        ROOT / "README.md",
+        ROOT / "params.yaml",
+        *sorted((ROOT / "docs").glob("*.md")),
+        *sorted((ROOT / ".github" / "workflows").glob("*.yml")),
+        *sorted((ROOT / "notebooks").glob("*.ipynb")),
+    ]
     found = []
     for path in files:
         for number, line in enumerate(path.read_text().splitlines(), 1):

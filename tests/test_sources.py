@@ -3,8 +3,8 @@ import tracemalloc
 
 import pytest
 
-from fmnist import idx, sources
-from fmnist.errors import DataError
+from fmnist.core.errors import DataError
+from fmnist.data import idx, sources
 from tests.synthetic import write_raw
 
 
@@ -60,8 +60,9 @@ def test_a_damaged_explicit_source_is_reported_with_file_and_reason(synthetic_fi
     named = copy_of(src, tmp_path)
     gz = named / "train-images-idx3-ubyte.gz"
     gz.write_bytes(gz.read_bytes()[:-100])
-    got = sources.fetch_all([sources.directory(named, "$FASHION_MNIST_DIR", explicit=True),
-                             sources.directory(src, "Debian package")])
+    got = sources.fetch_all(
+        [sources.directory(named, "$FASHION_MNIST_DIR", explicit=True), sources.directory(src, "Debian package")]
+    )
     assert got.files == contents and got.source == f"Debian package {src}"
     [reason] = got.skipped
     assert reason.startswith(f"$FASHION_MNIST_DIR {named}: train-images-idx3-ubyte: corrupt gzip data")
@@ -72,11 +73,14 @@ def test_a_gzip_bomb_is_named_and_skipped_without_unpacking_it(synthetic_files, 
     named = copy_of(src, tmp_path)
     bomb = gzip.compress(bytes(1 << 20), mtime=0) * 200  # 200 MB of zeros in 200 KB: gzip members concatenate
     (named / "train-labels-idx1-ubyte.gz").write_bytes(bomb)
-    got = sources.fetch_all([sources.directory(named, "$FASHION_MNIST_DIR", explicit=True),
-                             sources.directory(src, "Debian package")])
+    got = sources.fetch_all(
+        [sources.directory(named, "$FASHION_MNIST_DIR", explicit=True), sources.directory(src, "Debian package")]
+    )
     assert got.files == contents
-    assert got.skipped == [f"$FASHION_MNIST_DIR {named}: train-labels-idx1-ubyte: "
-                           f"unpacks to more than the {idx.TRAIN_LABELS.size} bytes expected"]
+    assert got.skipped == [
+        f"$FASHION_MNIST_DIR {named}: train-labels-idx1-ubyte: "
+        f"unpacks to more than the {idx.TRAIN_LABELS.size} bytes expected"
+    ]
     tracemalloc.start()
     try:
         with pytest.raises(DataError, match="unpacks to more than"):
@@ -108,6 +112,8 @@ def test_debian_package_files_pass_the_official_checksums():
     """Debian recompressed Zalando's files; the decompressed bytes must still be the originals."""
     files = sources.fetch_all([sources.directory(sources.DEBIAN_DIR, "Debian")]).files
     assert {name: len(content) for name, content in files.items()} == {
-        "train-images-idx3-ubyte": 47040016, "train-labels-idx1-ubyte": 60008,
-        "t10k-images-idx3-ubyte": 7840016, "t10k-labels-idx1-ubyte": 10008,
+        "train-images-idx3-ubyte": 47040016,
+        "train-labels-idx1-ubyte": 60008,
+        "t10k-images-idx3-ubyte": 7840016,
+        "t10k-labels-idx1-ubyte": 10008,
     }

@@ -12,7 +12,9 @@ import pytest
 import torch
 import yaml
 
-from fmnist import checkpoint, data, files, inference, paths, settings
+from fmnist.core import files, paths, settings
+from fmnist.data import splits as data
+from fmnist.model import checkpoint, inference
 from tests import project
 from tests.synthetic import idx_bytes, write_raw
 
@@ -22,8 +24,14 @@ TINY = {
     "batch_size": 64,
     "models": {
         "lin": {"arch": "logreg", "lr": 0.01},
-        "conv": {"arch": "cnn", "channels": [4, 8], "lr": 0.01, "lookahead": True,
-                 "augment": {"crop": 2, "flip": "alternate", "erase": 0.2}, "tta_views": 6},
+        "conv": {
+            "arch": "cnn",
+            "channels": [4, 8],
+            "lr": 0.01,
+            "lookahead": True,
+            "augment": {"crop": 2, "flip": "alternate", "erase": 0.2},
+            "tta_views": 6,
+        },
     },
 }
 
@@ -66,8 +74,16 @@ def test_pipeline_runs_without_dvc_and_reruns_identically(repo):
         project.stage(repo, "evaluate", name)
         project.stage(repo, "export", name)
     project.stage(repo, "summarize")
-    outputs = {p: digest(repo / p) for p in [paths.model("lin"), paths.model("conv"), paths.test_metrics("lin"),
-                                             paths.test_metrics("conv"), paths.confusion("conv")]}
+    outputs = {
+        p: digest(repo / p)
+        for p in [
+            paths.model("lin"),
+            paths.model("conv"),
+            paths.test_metrics("lin"),
+            paths.test_metrics("conv"),
+            paths.confusion("conv"),
+        ]
+    }
     assert digest(repo / "metrics" / "conv.json") == outputs[paths.test_metrics("conv")]  # published as is
     metrics = json.loads((repo / "metrics" / "conv.json").read_text())
     assert all(isinstance(value, (int, float)) for value in metrics.values()), metrics
@@ -98,10 +114,14 @@ def test_the_export_gives_evaluates_predictions_with_torch_alone(repo):
     project.write_params(repo, TINY | {"precision": "fp32"})
     for command in (("prepare",), ("configure",), ("train", "conv"), ("evaluate", "conv"), ("export", "conv")):
         project.stage(repo, *command)
-    code = ("import sys, torch; model = torch.export.load(sys.argv[1]).module();"  # no fmnist import
-            "test = torch.load(sys.argv[2], weights_only=True);"
-            "torch.save(model(test['images']).detach(), sys.argv[3])")
-    project.run(repo, sys.executable, "-c", code, str(paths.export("conv")), str(paths.PREPARED / "test.pt"), "logits.pt")
+    code = (
+        "import sys, torch; model = torch.export.load(sys.argv[1]).module();"  # no fmnist import
+        "test = torch.load(sys.argv[2], weights_only=True);"
+        "torch.save(model(test['images']).detach(), sys.argv[3])"
+    )
+    project.run(
+        repo, sys.executable, "-c", code, str(paths.export("conv")), str(paths.PREPARED / "test.pt"), "logits.pt"
+    )
     logits = torch.load(repo / "logits.pt", weights_only=True)
     with open(repo / paths.confusion("conv")) as rows:
         evaluated = [line.split(",")[1].strip() for line in rows.readlines()[1:]]
@@ -140,12 +160,15 @@ def test_val_size_larger_than_data_is_refused(repo, stage):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-@pytest.mark.parametrize("where, key, value, message", [
-    ("top", "device", "cuda", 'params.yaml: device = "cuda": CUDA is not available here'),
-    ("lin", "device", "cuda:1", 'params.yaml: models.lin.device = "cuda:1": CUDA is not available here'),
-    ("top", "precision", "fp16", 'params.yaml: precision = "fp16": fp16 needs CUDA'),
-    ("lin", "precision", "fp16", 'params.yaml: models.lin.precision = "fp16": fp16 needs CUDA'),
-])
+@pytest.mark.parametrize(
+    "where, key, value, message",
+    [
+        ("top", "device", "cuda", 'params.yaml: device = "cuda": CUDA is not available here'),
+        ("lin", "device", "cuda:1", 'params.yaml: models.lin.device = "cuda:1": CUDA is not available here'),
+        ("top", "precision", "fp16", 'params.yaml: precision = "fp16": fp16 needs CUDA'),
+        ("lin", "precision", "fp16", 'params.yaml: models.lin.precision = "fp16": fp16 needs CUDA'),
+    ],
+)
 def test_machine_refusals_name_the_key_as_written(repo, stage, where, key, value, message):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     (params if where == "top" else params["models"]["lin"])[key] = value
@@ -216,15 +239,22 @@ def test_a_full_disk_while_saving_the_model_is_one_line(repo, stage, monkeypatch
     monkeypatch.setattr(files.os, "replace", full_for_models)
     result = stage("train", "lin")  # after the epochs' progress lines
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.splitlines()[-1].startswith(f"error: {paths.model('lin')}: cannot write (No space left on device)")
+    assert result.stderr.splitlines()[-1].startswith(
+        f"error: {paths.model('lin')}: cannot write (No space left on device)"
+    )
     assert not (repo / paths.model("lin")).exists() and not list((repo / paths.model("lin")).parent.glob(".lin.pt.*"))
 
 
-@pytest.mark.parametrize("damage, warning", [
-    (lambda path, state: path.write_bytes(b"not a checkpoint"), "damaged resume point (UnpicklingError)"),
-    (lambda path, state: torch.save({**state, "layout": "older code"}, path),
-     "resume point from other code (its layers differ)"),
-])
+@pytest.mark.parametrize(
+    "damage, warning",
+    [
+        (lambda path, state: path.write_bytes(b"not a checkpoint"), "damaged resume point (UnpicklingError)"),
+        (
+            lambda path, state: torch.save({**state, "layout": "older code"}, path),
+            "resume point from other code (its layers differ)",
+        ),
+    ],
+)
 def test_an_unusable_resume_point_is_said_in_one_warning_and_training_starts_over(repo, stage, damage, warning):
     assert stage("prepare").returncode == 0 and stage("configure").returncode == 0
     assert stage("train", "lin").returncode == 0
@@ -234,15 +264,19 @@ def test_an_unusable_resume_point_is_said_in_one_warning_and_training_starts_ove
     result = stage("train", "lin")
     assert result.returncode == 0 and "resuming" not in result.stdout
     assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [
-        f"warning: {paths.resume('lin')}: {warning}; training from the start"]
+        f"warning: {paths.resume('lin')}: {warning}; training from the start"
+    ]
     assert digest(repo / paths.model("lin")) == whole
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda b: b[:-10], "truncated"),
-    (lambda b: b"\x00\x00\x09" + b[3:], "bad magic number"),
-    (lambda b: b[:4] + (601).to_bytes(4, "big") + b[8:], "need"),  # wrong count in the header
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda b: b[:-10], "truncated"),
+        (lambda b: b"\x00\x00\x09" + b[3:], "bad magic number"),
+        (lambda b: b[:4] + (601).to_bytes(4, "big") + b[8:], "need"),  # wrong count in the header
+    ],
+)
 def test_corrupt_raw_file_is_one_line_and_leaves_no_output(repo, stage, damage, message):
     path = repo / "data" / "raw" / "train-images-idx3-ubyte"
     path.write_bytes(damage(path.read_bytes()))
@@ -262,12 +296,15 @@ def test_mismatched_labels_and_missing_file(repo, stage):
 def test_download_reports_every_source_when_none_works(repo, tmp_path):
     env_dir = tmp_path / "empty"
     env_dir.mkdir()
-    code = ("import sys; from fmnist import sources, cli; from stages import download;"
-            "sources.DEBIAN_DIR = sources.Path(sys.argv[1]); sources.MIRRORS = ('http://127.0.0.1:9/',);"
-            "cli.run(download.main)")
+    code = (
+        "import sys; from fmnist import sources, cli; from stages import download;"
+        "sources.DEBIAN_DIR = sources.Path(sys.argv[1]); sources.MIRRORS = ('http://127.0.0.1:9/',);"
+        "cli.run(download.main)"
+    )
     env = project.environment() | {"FASHION_MNIST_DIR": str(env_dir)}
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "no-debian")], cwd=repo,
-                            env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "no-debian")], cwd=repo, env=env, capture_output=True, text=True
+    )
     assert_one_line_error(result, str(env_dir), "no-debian", "127.0.0.1:9", "apt-get install dataset-fashion-mnist")
 
 
@@ -278,10 +315,12 @@ def test_download_warns_when_the_named_directory_is_damaged_and_says_what_it_use
     write_raw(named, gz=True)
     damaged = named / "train-images-idx3-ubyte.gz"
     damaged.write_bytes(damaged.read_bytes()[:-100])
-    code = ("import sys; from fmnist import cli, idx, sources; from stages import download;"
-            "good = sources.Path(sys.argv[1]);"  # the synthetic files' checksums stand in for Zalando's
-            "idx.FILES = tuple(idx.IdxFile(f.name, idx.sha256((good / f.name).read_bytes()), f.shape) for f in idx.FILES);"
-            "sources.DEBIAN_DIR = good; sources.MIRRORS = (); cli.run(download.main)")
+    code = (
+        "import sys; from fmnist import cli, idx, sources; from stages import download;"
+        "good = sources.Path(sys.argv[1]);"  # the synthetic files' checksums stand in for Zalando's
+        "idx.FILES = tuple(idx.IdxFile(f.name, idx.sha256((good / f.name).read_bytes()), f.shape) for f in idx.FILES);"
+        "sources.DEBIAN_DIR = good; sources.MIRRORS = (); cli.run(download.main)"
+    )
     env = project.environment() | {"FASHION_MNIST_DIR": str(named)}
     result = subprocess.run([sys.executable, "-c", code, str(good)], cwd=repo, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -333,8 +372,13 @@ def test_curves_have_rows_while_training_runs(repo):
     """Written after every epoch, so a plot of a running experiment has something to show."""
     prepare_with_epochs(repo, 12)
     curves = repo / paths.curves("conv")
-    process = subprocess.Popen([sys.executable, "-m", "stages.train", "conv"], cwd=repo, env=project.environment(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stages.train", "conv"],
+        cwd=repo,
+        env=project.environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     rows_seen_while_running = set()
     while process.poll() is None:
         if curves.exists():
@@ -347,8 +391,13 @@ def test_curves_have_rows_while_training_runs(repo):
 
 def interrupt_prepare_mid_write(repo) -> subprocess.Popen:
     """SIGTERM prepare as soon as its staging directory appears, i.e. while it writes the splits."""
-    process = subprocess.Popen([sys.executable, "-m", "stages.prepare"], cwd=repo, env=project.environment(),
-                               stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stages.prepare"],
+        cwd=repo,
+        env=project.environment(),
+        stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
     data_dir = repo / "data"
     while process.poll() is None and not any(p.name.startswith(".prepared.") for p in data_dir.iterdir()):
         pass  # no sleep: the writes take a fraction of a second

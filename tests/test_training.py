@@ -5,8 +5,12 @@ import io
 import pytest
 import torch
 
-from fmnist import config, data, device, inference, models, settings, training
-from fmnist.progress import Silent
+from fmnist.core import settings
+from fmnist.data import splits as data
+from fmnist.model import device, inference, models
+from fmnist.params import config
+from fmnist.train import training
+from fmnist.train.progress import Silent
 from tests.synthetic import images_and_labels
 
 
@@ -20,9 +24,27 @@ RUNTIME = inference.Runtime(torch.device("cpu"), torch.float32, mean=0.3, std=0.
 
 
 def trainer(epochs: int) -> training.Trainer:
-    cfg = config.parse({"epochs": epochs, "batch_size": 32, "device": "cpu", "precision": "fp32", "models": {
-        "m": {"arch": "mlp", "hidden": [32], "lr": 0.01, "lookahead": True, "augment": {"flip": "alternate", "erase": 0.2}},
-    }}).models["m"].training
+    cfg = (
+        config.parse(
+            {
+                "epochs": epochs,
+                "batch_size": 32,
+                "device": "cpu",
+                "precision": "fp32",
+                "models": {
+                    "m": {
+                        "arch": "mlp",
+                        "hidden": [32],
+                        "lr": 0.01,
+                        "lookahead": True,
+                        "augment": {"flip": "alternate", "erase": 0.2},
+                    },
+                },
+            }
+        )
+        .models["m"]
+        .training
+    )
     device.make_deterministic(cfg.seed)
     return training.Trainer(models.build(cfg.arch, cfg.options), cfg, RUNTIME, TRAIN)
 
@@ -65,7 +87,9 @@ def test_resume_after_an_epoch_gives_the_uninterrupted_state():
     assert all(torch.equal(whole.best_state[key], resumed.best_state[key]) for key in whole.best_state)
     assert without_time(whole.history) == without_time(resumed.history)
     for index, state in whole.optimizer.state_dict()["state"].items():
-        assert all(torch.equal(value, resumed.optimizer.state_dict()["state"][index][key]) for key, value in state.items())
+        assert all(
+            torch.equal(value, resumed.optimizer.state_dict()["state"][index][key]) for key, value in state.items()
+        )
 
 
 def without_time(history: list[training.EpochLog]) -> list[tuple]:
@@ -108,7 +132,9 @@ def test_the_schedule_warms_up_from_and_decays_to_the_given_factors():
     cfg = config_with(scheduler="onecycle", warmup_from=0.2, decay_to=0.07)
     factors = [training.lr_factor(step, 100, 23, cfg) for step in range(100)]
     assert factors[0] == pytest.approx(0.2 + 0.8 / 23) and factors[22] == 1.0
-    assert factors[-1] == pytest.approx(0.07 + 0.93 / 77) and factors == sorted(factors[:23]) + sorted(factors[23:], reverse=True)
+    assert factors[-1] == pytest.approx(0.07 + 0.93 / 77) and factors == sorted(factors[:23]) + sorted(
+        factors[23:], reverse=True
+    )
 
 
 def test_batch_norm_parameters_learn_faster_and_decay_at_the_same_absolute_rate():

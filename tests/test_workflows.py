@@ -32,7 +32,9 @@ def test_workflow_passes_actionlint(workflow):
 
 def test_actionlint_catches_a_broken_workflow(tmp_path):
     broken = tmp_path / "broken.yml"
-    broken.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n")
+    broken.write_text(
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n"
+    )
     assert actionlint(broken).returncode != 0
 
 
@@ -102,10 +104,25 @@ def test_a_dry_run_of_the_experiment_step_passes_each_argument_whole(tmp_path):
     env = {"PATH": os.environ["PATH"], "ARGS": "-S models.cnn.seed=1 -S 'batch_size=512'", "EXP_NAME": "seed-1"}
     result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["[exp]", "[run]", "[--pull]", "[--allow-missing]", "[-S]", "[models.cnn.seed=1]",
-                                     "[-S]", "['batch_size=512']", "[--name]", "[seed-1]"]
-    injected = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                              env={**env, "ARGS": "$(touch pwned) ; touch pwned2", "EXP_NAME": ""})
+    assert result.stdout.split() == [
+        "[exp]",
+        "[run]",
+        "[--pull]",
+        "[--allow-missing]",
+        "[-S]",
+        "[models.cnn.seed=1]",
+        "[-S]",
+        "['batch_size=512']",
+        "[--name]",
+        "[seed-1]",
+    ]
+    injected = subprocess.run(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**env, "ARGS": "$(touch pwned) ; touch pwned2", "EXP_NAME": ""},
+    )
     assert injected.returncode == 0 and not list(tmp_path.glob("pwned*"))
 
 

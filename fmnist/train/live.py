@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from fmnist import files
+from fmnist.core import files
 
 
 class Live:
@@ -38,15 +38,26 @@ class Live:
         plots = {self.curves_path: {"data": rows}}
         logging.getLogger("dvc_studio_client").setLevel(logging.ERROR)  # its warnings: one line of ours instead
         try:
-            posted = post_live_metrics("data", baseline, name, "dvclive", step=epoch, metrics=metrics,
-                                       plots=plots, dvc_studio_config=self.studio)
+            posted = post_live_metrics(
+                "data",
+                baseline,
+                name,
+                "dvclive",
+                step=epoch,
+                metrics=metrics,
+                plots=plots,
+                dvc_studio_config=self.studio,
+            )
         except Exception as error:  # a monitoring service must never stop a training run
             posted, why = False, type(error).__name__
         else:
             why = "Studio refused it or could not be reached"
         if not posted:
-            print(f"warning: Studio: epoch {epoch} of {self.name} not posted ({why}); "
-                  "training goes on, and posts no more", file=sys.stderr)
+            print(
+                f"warning: Studio: epoch {epoch} of {self.name} not posted ({why}); "
+                "training goes on, and posts no more",
+                file=sys.stderr,
+            )
             self.studio = None
 
     def close(self) -> None:

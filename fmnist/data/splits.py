@@ -1,15 +1,24 @@
 """The dataset's splits: classes, stratified splitting, loading, and size checks against them."""
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from fmnist.errors import ConfigError, DataError
+from fmnist.core.errors import ConfigError, DataError
 
 CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 SPLITS = ("train", "val", "test")
 
@@ -27,6 +36,16 @@ class Split:
 
     def to(self, device: torch.device) -> "Split":
         return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass(frozen=True)
+class Splits:
+    """What training reads: the two splits, and the training images' statistics for normalisation."""
+
+    train: Split
+    val: Split
+    mean: float
+    std: float
 
 
 def check_pairs(train_images: torch.Tensor, train_labels: torch.Tensor, test: "Split") -> None:
@@ -76,6 +95,11 @@ def load_split(directory: Path, name: str) -> Split:
     except Exception as error:  # torch.load raises many types for a damaged file
         raise DataError(f"{path}: unreadable ({type(error).__name__}); rerun dvc repro prepare") from None
     return Split(tensors["images"], tensors["labels"])
+
+
+def load_training(directory: Path) -> Splits:
+    stats = json.loads((Path(directory) / "stats.json").read_text())
+    return Splits(load_split(directory, "train"), load_split(directory, "val"), stats["mean"], stats["std"])
 
 
 def check_size(key: str, value: int, available: int) -> None:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fmnist.errors import OutputError
+from fmnist.core.errors import OutputError
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from fmnist.errors import FmnistError
+from fmnist.core.errors import FmnistError
 
 SIDE = 28
 # Fashion-MNIST trimmed edges closer than 5% of the intensity range to the corner colour.

@@ -1,6 +1,10 @@
-"""Training: the loop, optimizer, schedule, lookahead and the state a run resumes from. No file I/O."""
+"""Training: one entry point (`run`), the loop, optimizer, schedule, lookahead, and the state a run resumes from.
+
+The train stage, the benchmarks and the tests all call `run`. No file I/O here.
+"""
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -8,15 +12,15 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from fmnist.augment import alternating_flips, augment, batch_indices, epoch_randoms
-from fmnist.data import Split
-from fmnist.device import autocast
-from fmnist.errors import FmnistError
-from fmnist.distributed import World
-from fmnist.inference import Runtime, loss_and_accuracy, normalize, predict, to_float
-from fmnist.models import Whiten
-from fmnist.progress import Reporter
-from fmnist.settings import Training
+from fmnist.core.errors import FmnistError
+from fmnist.core.settings import Recipe
+from fmnist.data.splits import Split, Splits, stratified_indices
+from fmnist.model import models
+from fmnist.model.device import autocast, make_deterministic
+from fmnist.model.inference import Runtime, loss_and_accuracy, predict, to_float
+from fmnist.train.augment import alternating_flips, augment, batch_indices, epoch_randoms
+from fmnist.train.distributed import World
+from fmnist.train.progress import Reporter, Silent
 
 PROGRESS_EVERY = 10  # batches between progress updates; each one syncs with the device
 RECALIBRATION_IMAGES = 4096  # training images whose statistics batch norm takes before each evaluation
@@ -69,7 +73,7 @@ def recalibrate_batch_norm(model: nn.Module, images: torch.Tensor, runtime: Runt
         if len(batch) < 2:  # batch norm in training mode needs two values per channel (1 x 1 maps: two images)
             continue
         with autocast(runtime.device, runtime.dtype):
-            model(normalize(to_float(batch), runtime))
+            model(runtime.input(to_float(batch)))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     model.train(was_training)
@@ -101,7 +105,7 @@ class Lookahead:
         torch._foreach_copy_(self.slow, state)
 
 
-def lr_factor(step: int, total: int, warmup: int, cfg: Training) -> float:
+def lr_factor(step: int, total: int, warmup: int, cfg: Recipe) -> float:
     """Linear warm-up from `warmup_from`, then constant, cosine, or linear ("onecycle") decay to `decay_to`."""
     if step < warmup:
         return cfg.warmup_from + (1 - cfg.warmup_from) * (step + 1) / warmup
@@ -113,7 +117,7 @@ def lr_factor(step: int, total: int, warmup: int, cfg: Training) -> float:
     return 1.0
 
 
-def parameter_groups(model: nn.Module, cfg: Training) -> list[dict]:
+def parameter_groups(model: nn.Module, cfg: Recipe) -> list[dict]:
     """Weights and kernels decay; batch norm's parameters learn `bias_lr_factor` times faster.
 
     Biases and norms decay only with `decay_all`, then at the weights' absolute rate whatever their
@@ -133,7 +137,7 @@ def parameter_groups(model: nn.Module, cfg: Training) -> list[dict]:
     ]
 
 
-def make_optimizer(model: nn.Module, cfg: Training) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: Recipe) -> torch.optim.Optimizer:
     groups = [group for group in parameter_groups(model, cfg) if group["params"]]
     # One fused kernel per step, not a loop over tensors: the small models are bound by per-step overhead.
     if cfg.optimizer == "sgd":
@@ -144,15 +148,46 @@ def make_optimizer(model: nn.Module, cfg: Training) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
 
 
+def run(
+    recipe: Recipe,
+    splits: Splits,
+    *,
+    world: World = World(),
+    reporter: Reporter | None = None,
+    on_epoch: Callable[["Trainer"], None] = lambda trainer: None,
+    resume: dict | None = None,
+    runtime: Runtime | None = None,
+) -> "Trainer":
+    """Train `recipe` on `splits` from the start, or from `resume` (a `Trainer.state_dict()`), to its last epoch.
+
+    `runtime`: where to train, if the caller has already chosen (the stage, to join its process group there).
+    """
+    runtime = runtime or Runtime.create(recipe.device, recipe.precision, recipe.arch)
+    train = splits.train
+    if recipe.train_subset:
+        train = train.take(stratified_indices(train.labels, recipe.train_subset, recipe.seed)[0])
+    train, val = train.to(runtime.device), splits.val.to(runtime.device)
+
+    def fresh() -> Trainer:
+        make_deterministic(recipe.seed, recipe.compile)
+        model = models.build(recipe.arch, recipe.options, splits.mean, splits.std)
+        return Trainer(model, recipe, runtime, train, val, world)
+
+    trainer = fresh()
+    if resume is not None and not trainer.resume(resume):
+        trainer = fresh()  # a half-loaded trainer is no start: rebuild it exactly as a fresh run would
+    trainer.fit(reporter or Silent(), on_epoch)
+    return trainer
+
+
 class Trainer:
     """Holds everything that changes during training, so a run can stop after any epoch and resume."""
 
-    def __init__(self, model: nn.Module, cfg: Training, runtime: Runtime, train: Split, world: World = World()):
-        self.cfg, self.runtime, self.world = cfg, runtime, world
+    def __init__(self, model: nn.Sequential, cfg: Recipe, runtime: Runtime, train: Split, val: Split, world: World):
+        self.cfg, self.runtime, self.world, self.train, self.val = cfg, runtime, world, train, val
         self.model = runtime.place(model)
-        self.whitening = [m for m in self.model.modules() if isinstance(m, Whiten)]
-        for m in self.whitening:
-            m.fit(normalize(to_float(train.images[:WHITENING_IMAGES]), runtime))
+        models.fit_to_data(self.model, to_float(train.images[:WHITENING_IMAGES]))
+        self.whitening = [m for m in self.model.modules() if isinstance(m, models.Whiten)]
         # Batch norm stays per rank: SyncBatchNorm has no CPU kernel, and evaluation recomputes the statistics.
         self.forward = nn.parallel.DistributedDataParallel(self.model) if world.size > 1 else self.model
         self.forward = torch.compile(self.forward) if cfg.compile else self.forward
@@ -164,7 +199,8 @@ class Trainer:
             self.optimizer, lambda step: lr_factor(step, self.total_steps, warmup, cfg)
         )
         self.lookahead = Lookahead(self.model) if cfg.lookahead else None
-        self.flips = alternating_flips(len(train), cfg.seed + 3, runtime.device) if cfg.augment.flip == "alternate" else None
+        flips = cfg.augment.flip == "alternate"
+        self.flips = alternating_flips(len(train), cfg.seed + 3, runtime.device) if flips else None
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (it is then a no-op).
         self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.dtype == torch.float16)
@@ -179,36 +215,35 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] = {}
         self.best_accuracy = -1.0
 
-    def fit(self, train: Split, val: Split, reporter: Reporter, on_epoch: Callable[["Trainer"], None] = lambda t: None) -> None:
+    def fit(self, reporter: Reporter, on_epoch: Callable[["Trainer"], None]) -> None:
         """Train from the current epoch to the last; `on_epoch` runs after each (to save a resume point)."""
         for epoch in range(len(self.history) + 1, self.cfg.epochs + 1):
             started = time.perf_counter()
-            train_loss, train_accuracy = self.train_epoch(train, epoch, reporter)
-            self.recalibrate_batch_norm(train)
+            train_loss, train_accuracy = self.train_epoch(epoch, reporter)
+            recalibrate_batch_norm(
+                self.model, self.train.images[:RECALIBRATION_IMAGES], self.runtime, self.cfg.eval_batch_size
+            )
             # No test-time augmentation here: it would multiply the cost of every epoch's check.
-            logits = predict(self.model, val.images, self.runtime, self.cfg.eval_batch_size)
-            val_loss, val_accuracy = loss_and_accuracy(logits, val.labels)
+            logits = predict(self.model, self.val.images, self.runtime, self.cfg.eval_batch_size)
+            val_loss, val_accuracy = loss_and_accuracy(logits, self.val.labels)
             if val_accuracy > self.best_accuracy:
                 self.best_accuracy = val_accuracy
                 self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-            log = EpochLog(epoch, train_loss, train_accuracy, val_loss, val_accuracy,
-                           self.scheduler.get_last_lr()[0], time.perf_counter() - started)
+            lr = self.scheduler.get_last_lr()[0]
+            log = EpochLog(epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, time.perf_counter() - started)
             self.history.append(log)
             reporter.end_epoch(asdict(log))
             on_epoch(self)
 
-    def recalibrate_batch_norm(self, train: Split) -> None:
-        images = train.images[:RECALIBRATION_IMAGES]
-        recalibrate_batch_norm(self.model, images, self.runtime, self.cfg.eval_batch_size)
-
-    def train_epoch(self, train: Split, epoch: int, reporter: Reporter) -> tuple[float, float]:
+    def train_epoch(self, epoch: int, reporter: Reporter) -> tuple[float, float]:
+        train, cfg = self.train, self.cfg
         self.model.train()
         for m in self.whitening:  # its bias trains early on only, as in airbench: later it only costs time
-            m.bias.requires_grad_(epoch <= self.cfg.whiten_bias_epochs)
+            m.bias.requires_grad_(epoch <= cfg.whiten_bias_epochs)
         # Dropping the last partial batch keeps batch norm away from tiny batches.
-        batches = batch_indices(len(train), self.cfg.batch_size, self.shuffle_rng, self.runtime.device)
+        batches = batch_indices(len(train), cfg.batch_size, self.shuffle_rng, self.runtime.device)
         batches = batches[: self.steps_per_epoch]
-        randoms = epoch_randoms(len(batches), self.cfg.batch_size, self.cfg.augment, self.augment_rng, self.runtime.device)
+        randoms = epoch_randoms(len(batches), cfg.batch_size, cfg.augment, self.augment_rng, self.runtime.device)
         reporter.start_epoch(epoch, len(batches))
         # Summed loss, correct predictions and images, all-reduced once at the end of the epoch.
         totals = torch.zeros(3, device=self.runtime.device, dtype=torch.float64)
@@ -216,10 +251,10 @@ class Trainer:
             mine = self.world.part(len(index))  # all ranks draw the same batch; each takes its slice
             index = index[mine]
             flips = self.flips[index] ^ (epoch % 2 == 0) if self.flips is not None else None
-            x = augment(to_float(train.images[index]), self.cfg.augment, randoms[i - 1][:, mine], flips)
+            x = augment(to_float(train.images[index]), cfg.augment, randoms[i - 1][:, mine], flips)
             y = train.labels[index]
             with autocast(self.runtime.device, self.runtime.dtype):
-                logits = self.forward(normalize(x, self.runtime))
+                logits = self.forward(self.runtime.input(x))
                 loss = self.loss_fn(logits.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
@@ -232,11 +267,13 @@ class Trainer:
             totals[1] += (logits.argmax(1) == y).sum()
             totals[2] += len(y)
             if reporter.live and (i % PROGRESS_EVERY == 0 or i == len(batches)):
-                reporter.batches_done(i, i * self.cfg.batch_size, loss.item())
+                reporter.batches_done(i, i * cfg.batch_size, loss.item())
         loss_sum, correct, seen = self.world.sum(totals).tolist()
         if not math.isfinite(loss_sum):  # checked once an epoch: a check per step would sync with the device
-            raise Diverged(f"params.yaml: models.{self.cfg.name}.lr = {self.cfg.lr}: the training loss diverged "
-                           f"({loss_sum / seen}) in epoch {epoch}; nothing was saved from it (try a lower lr)")
+            raise Diverged(
+                f"params.yaml: models.{cfg.name}.lr = {cfg.lr}: the training loss diverged "
+                f"({loss_sum / seen}) in epoch {epoch}; nothing was saved from it (try a lower lr)"
+            )
         return loss_sum / seen, correct / seen
 
     def state_dict(self) -> dict:
@@ -254,6 +291,18 @@ class Trainer:
             "best_state": self.best_state,
             "best_accuracy": self.best_accuracy,
         }
+
+    def resume(self, state: dict) -> bool:
+        """Continue from `state`; False, with one warning, if it does not fit this trainer (then rebuild it)."""
+        try:
+            self.load_state_dict(state)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            print(
+                f"warning: the resume point does not fit this model ({first}); training from the start", file=sys.stderr
+            )
+            return False
+        return True
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])

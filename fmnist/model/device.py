@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from fmnist.settings import Settings
+from fmnist.core.settings import Recipe
 
 
-def check_machine(cfg: Settings, nproc: int = 1) -> None:
+def check_machine(cfg: Recipe, nproc: int = 1) -> None:
     """Refuse a device or precision this machine lacks, naming the key where params.yaml sets it."""
     cuda = torch.cuda.is_available()
     if cfg.device.startswith("cuda"):

@@ -9,6 +9,7 @@ work across commits and pull requests without the cache.
 from pathlib import Path
 
 CONFIGS = Path("configs")
+DATA_CONFIG = CONFIGS / "data.json"
 RAW = Path("data/raw")
 PREPARED = Path("data/prepared")
 STATS = PREPARED / "stats.json"
@@ -39,6 +40,11 @@ def export(name: str) -> Path:
     return Path("exports") / f"{name}.pt2"
 
 
+def models() -> list[str]:
+    """The models configure wrote settings for, that is, those params.yaml names."""
+    return sorted(path.parent.name for path in CONFIGS.glob("*/train.json"))
+
+
 def resume(name: str) -> Path:
     """Per-epoch training state, kept outside DVC's outputs so an interrupted run can resume."""
     return Path("models") / f".{name}.resume.pt"
@@ -53,7 +59,13 @@ def timing(name: str) -> Path:
 
 
 def test_metrics(name: str) -> Path:
+    """The headline numbers, which DVC lists as metrics (dvc exp show, dvc metrics diff)."""
     return RESULTS / name / "metrics.json"
+
+
+def details(name: str) -> Path:
+    """Per-class accuracy and the best epoch: published in reports/, out of DVC's metrics columns."""
+    return RESULTS / name / "details.json"
 
 
 def provenance(name: str) -> Path:
@@ -81,8 +93,9 @@ def published(name: str) -> dict[Path, Path]:
     """Each of a model's results and the git-tracked path summarize copies it to."""
     return {
         test_metrics(name): METRICS / f"{name}.json",
+        details(name): REPORTS / "details" / f"{name}.json",
         provenance(name): REPORTS / "provenance" / f"{name}.json",
-        timing(name): METRICS / "timing" / f"{name}.json",
+        timing(name): REPORTS / "timing" / f"{name}.json",
         curves(name): CURVES / f"{name}.csv",
         confusion(name): PLOTS / "confusion" / f"{name}.csv",
         confusion_png(name): IMAGES / f"{name}_confusion.png",

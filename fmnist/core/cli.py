@@ -4,7 +4,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from fmnist.errors import FmnistError
+from fmnist.core.errors import FmnistError
 
 
 def run(main: Callable[[], None]) -> None:

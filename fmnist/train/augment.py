@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from fmnist.settings import Augment
+from fmnist.core.settings import Augment
 
 
 def batch_indices(n: int, batch_size: int, generator: torch.Generator | None, device: torch.device):
@@ -19,7 +19,9 @@ def random_draws(settings: Augment) -> int:
     return 2 * bool(settings.crop) + (settings.flip is True) + 5 * bool(settings.erase)
 
 
-def epoch_randoms(steps: int, batch: int, settings: Augment, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def epoch_randoms(
+    steps: int, batch: int, settings: Augment, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
     """Every random number an epoch's augmentation uses: steps x draws x batch, copied to the device once.
 
     Drawn on the CPU, so a seed gives the same augmentation whatever the device, and in one call, so
@@ -34,7 +36,9 @@ def alternating_flips(n: int, seed: int, device: torch.device) -> torch.Tensor:
     return (torch.rand(n, generator=torch.Generator().manual_seed(seed)) < 0.5).to(device)
 
 
-def augment(x: torch.Tensor, settings: Augment, randoms: torch.Tensor, flips: torch.Tensor | None = None) -> torch.Tensor:
+def augment(
+    x: torch.Tensor, settings: Augment, randoms: torch.Tensor, flips: torch.Tensor | None = None
+) -> torch.Tensor:
     """Random crop with padding, horizontal flip and random erasing, batched, on x's device.
 
     `randoms` holds `random_draws(settings)` rows of at least len(x) uniform numbers each; `flips`,

@@ -16,8 +16,12 @@ class Reporter:
         self.bars = None
         if self.console.is_terminal:
             self.bars = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=self.console,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeRemainingColumn(),
+                console=self.console,
             )
             self.epoch_task = self.bars.add_task(f"{title} epochs", total=epochs, status="")
             self.batch_task = self.bars.add_task("batches", total=1, status="")

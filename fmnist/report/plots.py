@@ -8,7 +8,7 @@ matplotlib.use("Agg")  # no display needed; set before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from fmnist import files  # noqa: E402
+from fmnist.core import files  # noqa: E402
 
 plt.rcParams["svg.hashsalt"] = "fmnist"  # fixed, so reruns render identically
 
@@ -25,15 +25,21 @@ def confusion_matrix(counts: torch.Tensor, classes: tuple[str, ...], title: str,
     for i in range(len(classes)):
         for j in range(len(classes)):
             value = counts[i, j].item()
-            ax.text(j, i, value, ha="center", va="center", fontsize=8,
-                    color="white" if value > threshold else "black")
+            ax.text(j, i, value, ha="center", va="center", fontsize=8, color="white" if value > threshold else "black")
     figure.tight_layout()
     files.save_figure(path, figure)
     plt.close(figure)
 
 
-def prediction_grid(images: torch.Tensor, actual: torch.Tensor, predicted: torch.Tensor,
-                    classes: tuple[str, ...], title: str, path: Path, columns: int = 8) -> None:
+def prediction_grid(
+    images: torch.Tensor,
+    actual: torch.Tensor,
+    predicted: torch.Tensor,
+    classes: tuple[str, ...],
+    title: str,
+    path: Path,
+    columns: int = 8,
+) -> None:
     """Test images with their predicted class; wrong predictions in red with the actual class."""
     rows = (len(images) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.5, rows * 1.75))
@@ -57,8 +63,14 @@ def draw_curves(ax, histories: dict[str, list[dict]], keys: tuple[str, ...], yla
         epochs = [row["epoch"] for row in rows]
         for key, style in zip(keys, styles):
             # A one-epoch run is a single point, which a line alone would not show.
-            ax.plot(epochs, [row[key] for row in rows], style, color=f"C{i % 10}", label=f"{name} {key}",
-                    marker="o" if len(rows) == 1 else None)
+            ax.plot(
+                epochs,
+                [row[key] for row in rows],
+                style,
+                color=f"C{i % 10}",
+                label=f"{name} {key}",
+                marker="o" if len(rows) == 1 else None,
+            )
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -79,9 +91,29 @@ def base_and_new(base: dict[str, list[dict]], new: dict[str, list[dict]], path: 
     figure, axes = plt.subplots(2, 2, figsize=(13, 9), sharey="row")
     for column, (title, histories) in enumerate((("base", base), ("this change", new))):
         draw_curves(axes[0, column], histories, ("val_accuracy",), "validation accuracy")
-        draw_curves(axes[1, column], histories, ("train_loss", "val_loss"),
-                    "loss: training objective (dashed), validation cross-entropy")
+        draw_curves(
+            axes[1, column],
+            histories,
+            ("train_loss", "val_loss"),
+            "loss: training objective (dashed), validation cross-entropy",
+        )
         axes[0, column].set_title(title if histories else f"{title}: no curves")
+    figure.tight_layout()
+    files.save_figure(path, figure)
+    plt.close(figure)
+
+
+def picture_grid(pictures: list[tuple[torch.Tensor, str]], title: str, path: Path, columns: int = 8) -> None:
+    """uint8 28 x 28 pictures, light on black as a model sees them, each under its title."""
+    columns = min(columns, len(pictures))
+    rows = (len(pictures) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.5, rows * 1.9), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (image, caption) in zip(axes.flat, pictures):
+        ax.imshow(image.numpy(), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(caption, fontsize=7)
+    figure.suptitle(title)
     figure.tight_layout()
     files.save_figure(path, figure)
     plt.close(figure)

@@ -3,12 +3,32 @@
 from collections import Counter
 
 CONFUSABLE = ("T-shirt/top", "Pullover", "Coat", "Shirt")  # upper-body garments, alike at 28 x 28
-RECIPE_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "epochs", "scheduler", "warmup",
-               "label_smoothing", "lookahead", "augment", "seed", "precision")
+RECIPE_KEYS = (
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "batch_size",
+    "epochs",
+    "scheduler",
+    "warmup",
+    "label_smoothing",
+    "lookahead",
+    "augment",
+    "seed",
+    "precision",
+)
 
 
-def card(name: str, training: dict, evaluation: dict, metrics: dict, provenance: dict, stats: dict,
-         confusions: list[tuple[str, str]]) -> str:
+def card(
+    name: str,
+    training: dict,
+    evaluation: dict,
+    metrics: dict,
+    provenance: dict,
+    stats: dict,
+    confusions: list[tuple[str, str]],
+) -> str:
     """`training`/`evaluation`: configure's files; `metrics`, `provenance`: evaluate's;
     `stats`: prepare's; `confusions`: (actual, predicted) per test image."""
     counts = {split: sum(classes.values()) for split, classes in stats["class_counts"].items()}
@@ -45,7 +65,8 @@ def card(name: str, training: dict, evaluation: dict, metrics: dict, provenance:
         f"{provenance['determinism']} (torch {provenance['torch_version']}, {provenance['device']}).",
         "",
         f"Most frequent confusions (actual -> predicted, of {len(confusions):,} test images): "
-        + "; ".join(f"{a} -> {p} {n}" for (a, p), n in most_confused(confusions)) + ".",
+        + "; ".join(f"{a} -> {p} {n}" for (a, p), n in most_confused(confusions))
+        + ".",
         f"A known limit of Fashion-MNIST: the upper-body garments ({', '.join(CONFUSABLE)}) differ in details",
         "(collars, buttons, sleeves) that 28 x 28 pixels barely hold, so most errors fall among them.",
     ]

@@ -4,7 +4,7 @@ import csv
 import io
 from pathlib import Path
 
-from fmnist import files
+from fmnist.core import files
 
 
 def write(path: Path, history: list[dict[str, float]]) -> None:

@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fmnist import curves, paths
-from fmnist.errors import FmnistError
+from fmnist.core import curves, paths
+from fmnist.core.errors import FmnistError
 
-HEADLINE = ("test_accuracy", "test_macro_f1", "test_loss", "best_val_accuracy", "train_seconds")
+HEADLINE = ("test_accuracy", "test_macro_f1", "test_loss", "best_val_accuracy")
 
 
 def command(*args: str) -> str:
@@ -28,8 +28,11 @@ def dvc_json(*args: str) -> dict:
 
 def param_changes(base: str) -> list[dict]:
     diff = dvc_json("params", "diff", base)
-    return [{"param": name, "base": change.get("old"), "new": change.get("new")}
-            for params in diff.values() for name, change in sorted(params.items())]
+    return [
+        {"param": name, "base": change.get("old"), "new": change.get("new")}
+        for params in diff.values()
+        for name, change in sorted(params.items())
+    ]
 
 
 def metric_changes(base: str) -> list[dict]:
@@ -40,8 +43,16 @@ def metric_changes(base: str) -> list[dict]:
         for key in HEADLINE:
             if key in metrics:
                 change = metrics[key]
-                rows.append({"file": path, "model": Path(path).stem, "metric": key, "base": change.get("old"),
-                             "new": change.get("new"), "change": change.get("diff")})
+                rows.append(
+                    {
+                        "file": path,
+                        "model": Path(path).stem,
+                        "metric": key,
+                        "base": change.get("old"),
+                        "new": change.get("new"),
+                        "change": change.get("diff"),
+                    }
+                )
     return sorted(rows, key=lambda row: (row["model"], HEADLINE.index(row["metric"])))
 
 
@@ -50,7 +61,9 @@ def curves_at(rev: str | None, directory: Path = paths.CURVES) -> dict[str, list
     if rev is None:
         files = {p.stem: p.read_text() for p in sorted(directory.glob("*.csv"))}
     else:
-        listing = subprocess.run(["git", "ls-tree", "--name-only", rev, f"{directory}/"], capture_output=True, text=True)
+        listing = subprocess.run(
+            ["git", "ls-tree", "--name-only", rev, f"{directory}/"], capture_output=True, text=True
+        )
         names = [line for line in listing.stdout.splitlines() if line.endswith(".csv")]
         files = {Path(name).stem: command("git", "show", f"{rev}:{name}") for name in names}
     return {name: curves.parse(text) for name, text in files.items()}
@@ -77,8 +90,10 @@ def markdown(base: str, params: list[dict], metrics: list[dict], leaderboard: st
     else:
         lines.append("None.")
     lines += ["", "### Metrics", "", "| model | metric | base | new | change |", "|---|---|---|---|---|"]
-    lines += [f"| {m['model']} | {m['metric']} | {number(m['base'])} | {number(m['new'])} | {signed(m['change'])} |"
-              for m in metrics]
+    lines += [
+        f"| {m['model']} | {m['metric']} | {number(m['base'])} | {number(m['new'])} | {signed(m['change'])} |"
+        for m in metrics
+    ]
     lines += ["", "### Leaderboard (this change)", "", leaderboard.strip(), ""]
     if picture:
         lines += ["### Curves: base (left) and this change (right)", "", f"![curves]({picture})", ""]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from fmnist.errors import DataError
+from fmnist.core.errors import DataError
 
 UBYTE = 0x08  # IDX type code of unsigned bytes, the only type Fashion-MNIST uses
 
@@ -88,9 +88,7 @@ def parse(data: bytes, source: str) -> torch.Tensor:
         raise DataError(f"{source}: {len(data)} bytes is too short for an IDX header")
     zero, dtype, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]
     if zero != 0 or dtype != UBYTE or not 1 <= ndim <= 3:
-        raise DataError(
-            f"{source}: bad magic number 0x{data[:4].hex()} (want 0x000008 then 1-3 dimensions)"
-        )
+        raise DataError(f"{source}: bad magic number 0x{data[:4].hex()} (want 0x000008 then 1-3 dimensions)")
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{source}: truncated header ({len(data)} of {header} bytes)")
@@ -119,8 +117,10 @@ def read(path: Path, expected: IdxFile | None = None) -> torch.Tensor:
         raise DataError(f"{path}: shape {shape}, expected {expected.shape}")
     official = next((file for file in FILES if path.name in (file.name, file.gz_name)), None)
     if expected is None and official is not None and not official.holds(shape):
-        raise DataError(f"{path}: dimensions {_dims(shape)}, expected {_dims(('N', *official.shape[1:]))}"
-                        " as in Fashion-MNIST's file of this name")
+        raise DataError(
+            f"{path}: dimensions {_dims(shape)}, expected {_dims(('N', *official.shape[1:]))}"
+            " as in Fashion-MNIST's file of this name"
+        )
     return array
 
 

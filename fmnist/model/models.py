@@ -1,4 +1,8 @@
-"""Architectures by name: one small builder each. Every model takes normalised N x 1 x 28 x 28 input."""
+"""Architectures by name: one small builder each, behind a normalising first layer.
+
+Every model takes N x 1 x 28 x 28 pixels in [0, 1] and normalises them itself, with the training
+split's mean and std held as buffers: the weights carry everything needed to use them.
+"""
 
 import math
 from collections.abc import Callable
@@ -8,6 +12,18 @@ from torch import nn
 
 NUM_CLASSES = 10
 PIXELS = 28 * 28
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std with the training split's statistics, saved with the weights."""
+
+    def __init__(self, mean: float = 0.0, std: float = 1.0):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean))
+        self.register_buffer("std", torch.tensor(std))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
 
 
 def logreg() -> nn.Module:
@@ -73,8 +89,13 @@ def conv(inputs: int, outputs: int, dirac: bool) -> nn.Conv2d:
 def conv_group(inputs: int, outputs: int, dirac: bool, bn_scale: bool) -> list[nn.Module]:
     """conv -> max-pool -> BN -> GELU -> conv -> BN -> GELU; pooling first leaves BN a quarter of the pixels."""
     return [
-        conv(inputs, outputs, dirac), nn.MaxPool2d(2), BatchNorm(outputs, bn_scale), nn.GELU(),
-        conv(outputs, outputs, dirac), BatchNorm(outputs, bn_scale), nn.GELU(),
+        conv(inputs, outputs, dirac),
+        nn.MaxPool2d(2),
+        BatchNorm(outputs, bn_scale),
+        nn.GELU(),
+        conv(outputs, outputs, dirac),
+        BatchNorm(outputs, bn_scale),
+        nn.GELU(),
     ]
 
 
@@ -139,8 +160,19 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 CONVOLUTIONAL = {"cnn", "resnet18"}
 
 
-def build(arch: str, options: dict) -> nn.Module:
-    return ARCHITECTURES[arch](**options)
+def build(arch: str, options: dict, mean: float = 0.0, std: float = 1.0) -> nn.Sequential:
+    """The architecture behind its normalisation; a checkpoint's buffers replace the placeholder statistics."""
+    return nn.Sequential(Normalize(mean, std), ARCHITECTURES[arch](**options))
+
+
+@torch.no_grad()
+def fit_to_data(model: nn.Sequential, images: torch.Tensor) -> None:
+    """Set what the model derives from training images (pixels in [0, 1]) before its first step:
+    the whitening filters, from the normalised images' 2x2 patches."""
+    normalized = model[0](images)
+    for m in model.modules():
+        if isinstance(m, Whiten):
+            m.fit(normalized)
 
 
 def size(model: nn.Module) -> dict[str, int]:

@@ -1,0 +1,1 @@
+"""What every stage shares: the settings types, atomic files, paths, one-line errors, the curves format."""

@@ -1,0 +1,1 @@
+"""params.yaml in: parsing and checking it against the declarations, its JSON Schema and comment block."""

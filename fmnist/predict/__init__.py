@@ -1,0 +1,1 @@
+"""The predict command: user pictures into Fashion-MNIST form, classified by a trained model."""

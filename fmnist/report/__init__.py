@@ -1,0 +1,1 @@
+"""What people read: metrics, pictures, the leaderboard, model cards, the pull-request report."""

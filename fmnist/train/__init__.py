@@ -1,0 +1,1 @@
+"""Training: the loop and its one entry point, augmentation, several processes, progress, live signals."""
