@@ -144,9 +144,15 @@ class Recipe:
     train_subset: int = setting(0, Int(0), "0 = all training images; N = a stratified N-image subset", GLOBAL)
     compile: bool = setting(False, BOOL, "torch.compile the model (pays off on CUDA for the larger models)", GLOBAL)
     nproc: int = setting(1, Int(1, 1024), "processes that train one model together (torchrun, DDP)", GLOBAL)
-    optimizer: str = setting("adamw", OneOf(("sgd", "adam", "adamw")), "sgd | adam | adamw")
-    momentum: float = setting(0.9, Real(0, 1, high_open=True), "sgd only")
-    nesterov: bool = setting(True, BOOL, "sgd only")
+    optimizer: str = setting(
+        "adamw",
+        OneOf(("sgd", "adam", "adamw", "muon")),
+        "sgd | adam | adamw | muon = Muon on conv filters, sgd on the rest",
+    )
+    momentum: float = setting(0.9, Real(0, 1, high_open=True), "sgd and muon's sgd part")
+    nesterov: bool = setting(True, BOOL, "sgd only (muon's sgd part is always Nesterov)")
+    muon_lr: float = setting(0.24, Real(0, 10, low_open=True), "muon: the conv filters' peak learning rate")
+    muon_momentum: float = setting(0.6, Real(0, 1, high_open=True), "muon: the conv filters' Nesterov momentum")
     weight_decay: float = setting(0.0, Real(0, 1), "decoupled for adamw, L2 for sgd and adam")
     scheduler: str = setting(
         "cosine",
@@ -266,5 +272,7 @@ def digest(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def show(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, (str, list, dict)) else str(value)
+def show(value: Any, most: int = 60) -> str:
+    """A value as an error message quotes it: JSON-like, and cut short, however large it is."""
+    shown = json.dumps(value) if isinstance(value, (str, list, dict)) else str(value)
+    return shown if len(shown) <= most else shown[: most - 3] + "..."

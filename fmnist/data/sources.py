@@ -1,6 +1,7 @@
 """Where the raw Fashion-MNIST files come from: a local directory, Debian's package, or the web."""
 
 import os
+import stat
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -39,11 +40,29 @@ class Fetched:
     skipped: list[str]  # why each explicit source before it failed
 
 
+# gzip adds a few bytes a block to data it cannot compress: a real .gz file is never longer than this.
+GZIP_SLACK = 1 << 16
+
+
+def longest(file: idx.IdxFile) -> int:
+    """The most bytes any form of `file` may have, compressed or not: more is not the file."""
+    return file.size + GZIP_SLACK
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """At most limit + 1 bytes of a regular file, enough to tell one that is too long; anything else
+    (a device, a FIFO, a socket) is refused before it is opened, since reading it may never end."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise DataError(f"{path}: not a regular file (a device, FIFO or socket)")
+    with open(path, "rb") as f:
+        return f.read(limit + 1)
+
+
 def directory(path: Path, label: str, explicit: bool = False) -> Source:
     def fetch(file: idx.IdxFile) -> bytes:
         for name in (file.gz_name, file.name):
-            if (path / name).is_file():
-                return (path / name).read_bytes()
+            if os.path.lexists(path / name):
+                return read_bounded(path / name, longest(file))
         raise DataError(f"{path / file.gz_name}: no such file")
 
     return Source(f"{label} {path}", fetch, explicit)
@@ -54,7 +73,7 @@ def mirror(base_url: str, timeout: float = 30.0) -> Source:
         url = base_url + file.gz_name
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:
-                return response.read()
+                return response.read(longest(file) + 1)
         except (urllib.error.URLError, OSError) as error:
             raise DataError(f"{url}: {getattr(error, 'reason', error)}") from None
 
@@ -73,6 +92,8 @@ def default_sources() -> list[Source]:
 def verified(file: idx.IdxFile, data: bytes, origin: str) -> bytes:
     """Decompress and check against the known checksum; return the original IDX bytes."""
     content = idx.gunzip(data, origin, limit=file.size)
+    if len(content) != file.size:
+        raise DataError(f"{origin}: {'more' if len(content) > file.size else len(content)} bytes, not {file.size}")
     if idx.sha256(content) != file.sha256:
         raise DataError(f"{origin}: checksum mismatch (altered or truncated)")
     return content

@@ -1,4 +1,4 @@
-"""Model checkpoints: best weights (normalisation included) plus what rebuilds the model, loadable with weights_only=True."""
+"""Model checkpoints: best weights (normalisation included) and what rebuilds the model; weights_only loads them."""
 
 from pathlib import Path
 

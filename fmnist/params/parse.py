@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fmnist.core import settings
 from fmnist.core.errors import ConfigError
 from fmnist.core.settings import BOOL, DATA, EVAL, GLOBAL, MODEL, Device, Int, OneOf, Real, Widths
+from fmnist.params import safe_yaml
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # a file name and a stage argument, never an option
 
@@ -117,12 +116,10 @@ def mapping(key: str, value: Any) -> dict:
 def load(path: str | Path = "params.yaml") -> Params:
     """Read and validate the whole file: a typo anywhere stops every stage before any work."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_bytes()
     except OSError as error:
         raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    return parse(raw)
+    return parse(safe_yaml.load(text, str(path)))
 
 
 def parse(raw: Any) -> Params:
@@ -140,7 +137,8 @@ def parse(raw: Any) -> Params:
 def parse_model(name: str, entry: Any, globals_: dict[str, Any]) -> Model:
     if not MODEL_NAME.fullmatch(name):
         raise ConfigError(
-            f"params.yaml: models.{name}: a model name is 1-64 letters, digits, _ and -, starting with a letter or digit"
+            f"params.yaml: models.{name}: a model name is 1-64 letters, digits, _ and -, "
+            "starting with a letter or digit"
         )
     s = Section(entry, f"models.{name}")
     own = s.take_all(settings.Recipe, MODEL)

@@ -52,8 +52,8 @@ def card(
         "",
         "## Results",
         f"Test accuracy **{metrics['test_accuracy']:.4f}**, macro-F1 {metrics['test_macro_f1']:.4f}, test loss "
-        f"{metrics['test_loss']:.4f}. Validation accuracy {metrics['best_val_accuracy']:.4f} (epoch {metrics['best_epoch']}, "
-        "one view).",
+        f"{metrics['test_loss']:.4f}. Validation accuracy {metrics['best_val_accuracy']:.4f} "
+        f"(epoch {metrics['best_epoch']}, one view).",
         "",
         "| class | test accuracy |",
         "|---|---|",

@@ -20,6 +20,7 @@ from fmnist.model.device import autocast, make_deterministic
 from fmnist.model.inference import Runtime, loss_and_accuracy, predict, to_float
 from fmnist.train.augment import alternating_flips, augment, batch_indices, epoch_randoms
 from fmnist.train.distributed import World
+from fmnist.train.muon import Muon
 from fmnist.train.progress import Reporter, Silent
 
 PROGRESS_EVERY = 10  # batches between progress updates; each one syncs with the device
@@ -28,8 +29,12 @@ WHITENING_IMAGES = 5000  # training images whose 2x2 patches set the whitening f
 LOOKAHEAD_EVERY = 5  # steps between lookahead updates
 
 
+# A training loss ten times that of guessing uniformly: a model still learning stays far below it.
+EXPLODED = 10 * math.log(models.NUM_CLASSES)
+
+
 class Diverged(FmnistError):
-    """The loss became NaN or infinite: the run stops before any of it reaches an output."""
+    """The loss exploded or became NaN: the run stops before any of it reaches an output."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,11 @@ def make_optimizer(model: nn.Module, cfg: Recipe) -> torch.optim.Optimizer:
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov, fused=True)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=cfg.lr, fused=True)
+    if cfg.optimizer == "muon":
+        filters = [p for p in groups[0]["params"] if p.ndim == 4]
+        groups[0]["params"] = [p for p in groups[0]["params"] if p.ndim != 4]
+        muon = {"params": filters, "lr": cfg.muon_lr, "momentum": cfg.muon_momentum, "orthogonal": True}
+        return Muon([muon, *(group for group in groups if group["params"])], lr=cfg.lr, momentum=cfg.momentum)
     return torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
 
 
@@ -226,6 +236,8 @@ class Trainer:
             # No test-time augmentation here: it would multiply the cost of every epoch's check.
             logits = predict(self.model, self.val.images, self.runtime, self.cfg.eval_batch_size)
             val_loss, val_accuracy = loss_and_accuracy(logits, self.val.labels)
+            if not math.isfinite(val_loss):
+                raise self.diverged(epoch, f"the validation loss is {val_loss}")
             if val_accuracy > self.best_accuracy:
                 self.best_accuracy = val_accuracy
                 self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
@@ -269,12 +281,16 @@ class Trainer:
             if reporter.live and (i % PROGRESS_EVERY == 0 or i == len(batches)):
                 reporter.batches_done(i, i * cfg.batch_size, loss.item())
         loss_sum, correct, seen = self.world.sum(totals).tolist()
-        if not math.isfinite(loss_sum):  # checked once an epoch: a check per step would sync with the device
-            raise Diverged(
-                f"params.yaml: models.{cfg.name}.lr = {cfg.lr}: the training loss diverged "
-                f"({loss_sum / seen}) in epoch {epoch}; nothing was saved from it (try a lower lr)"
-            )
+        # Checked once an epoch, on the sum the epoch needs anyway: a check per step would sync with the device.
+        if not loss_sum / seen < EXPLODED:  # NaN fails this too
+            raise self.diverged(epoch, f"the training loss is {loss_sum / seen:.3g}")
         return loss_sum / seen, correct / seen
+
+    def diverged(self, epoch: int, why: str) -> Diverged:
+        return Diverged(
+            f"params.yaml: {self.cfg.key('lr')} = {self.cfg.lr}: training diverged in epoch {epoch} ({why}); "
+            "nothing was saved from it (try a lower lr)"
+        )
 
     def state_dict(self) -> dict:
         """Everything a resume needs; every rank must call it (each rank's generators are gathered)."""

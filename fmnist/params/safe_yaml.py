@@ -1,0 +1,83 @@
+"""params.yaml as data, refusing in one line what YAML loaders take silently or choke on.
+
+A key written twice (loaders keep the last, so an edit to the first changes nothing), an alias
+that contains itself, aliases nested to expand exponentially ("billion laughs"), and bytes that
+are not UTF-8. The node graph is checked before anything is built from it, so checking costs
+time and memory in proportion to the file, never to what it would expand to.
+"""
+
+import yaml
+
+from fmnist.core.errors import ConfigError
+
+MAX_VALUES = 100_000  # scalars, lists and mappings after aliases are expanded; params.yaml has about 200
+
+
+def load(text: bytes, name: str = "params.yaml"):
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = text[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{name}: line {line}: not UTF-8 (byte 0x{text[error.start]:02x}); save it as UTF-8"
+        ) from None
+    try:
+        node = yaml.compose(decoded, Loader=yaml.SafeLoader)
+        if node is None:
+            return None
+        check(node, name)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{name}: not valid YAML ({str(error).splitlines()[0]})") from None
+    except RecursionError:
+        raise ConfigError(f"{name}: nested too deeply to be settings") from None
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_document(node)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{name}: not valid YAML ({str(error).splitlines()[0]})") from None
+    finally:
+        loader.dispose()
+
+
+def check(root: yaml.Node, name: str) -> None:
+    """Refuse duplicate keys and aliases that recurse or expand past MAX_VALUES."""
+    sizes: dict[int, int] = {}  # expanded size of each node checked so far, by id: aliases share nodes
+    open_nodes: set[int] = set()  # the nodes on the path from the root: meeting one again is a cycle
+
+    def size(node: yaml.Node, path: str) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in open_nodes:
+            raise ConfigError(f"{name}: line {node.start_mark.line + 1}: an alias that contains itself")
+        open_nodes.add(id(node))
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            duplicates(node, name, path)
+            children = [(child, f"{path}{key.value}.") for key, value in node.value for child in (key, value)]
+        else:
+            children = [(child, path) for child in node.value] if isinstance(node, yaml.SequenceNode) else []
+        for child, where in children:
+            total += size(child, where)
+            if total > MAX_VALUES:
+                raise ConfigError(
+                    f"{name}: line {node.start_mark.line + 1}: expands to more than {MAX_VALUES:,} values "
+                    "(aliases nested in aliases?)"
+                )
+        open_nodes.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    size(root, "")
+
+
+def duplicates(node: yaml.MappingNode, name: str, path: str) -> None:
+    seen: dict[str, int] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            continue
+        line = key.start_mark.line + 1
+        if key.value in seen:
+            raise ConfigError(
+                f"{name}: {path}{key.value} written twice, on lines {seen[key.value]} and {line} (keep one)"
+            )
+        seen[key.value] = line
