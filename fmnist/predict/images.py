@@ -108,11 +108,14 @@ def border(grey: torch.Tensor) -> torch.Tensor:
 
 
 def fill_transparent(grey: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
-    """Transparent pixels become background: the opaque border's grey, or white (a cut-out photo)."""
+    """Transparent pixels become the colour they stand for: white, a shop's background, when most of
+    the border is transparent (a cut-out, even one whose garment touches the frame), else the
+    opaque border's grey (a picture with a transparent hole)."""
     if alpha is None:
         return grey
     opaque = border(alpha) >= 128
-    background = border(grey)[opaque].median().item() if opaque.any() else 255
+    cut_out = opaque.float().mean() <= 0.5
+    background = 255 if cut_out else border(grey)[opaque].median().item()
     weight = alpha.float() / 255
     return (grey.float() * weight + background * (1 - weight)).round().to(torch.uint8)
 
