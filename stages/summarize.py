@@ -26,6 +26,7 @@ def main() -> None:
     files.write_text(paths.REPORTS / "leaderboard.md", leaderboard.markdown(rows))
 
     histories = {name: curves.read(paths.curves(name)) for name in names}
+    curves.write(paths.ALL_CURVES, [{"model": name, **row} for name, rows in histories.items() for row in rows])
     # Not one quantity: training's loss is the objective (label smoothing, augmentation, dropout),
     # validation's the plain cross-entropy, so the axis says so and the gap is not all overfitting.
     plots.curves(

@@ -18,6 +18,7 @@ METRICS = Path("metrics")
 PLOTS = Path("plots")
 REPORTS = Path("reports")
 CURVES = PLOTS / "curves"
+ALL_CURVES = PLOTS / "curves.csv"  # every model's, with a `model` column: what dvc.yaml's plots draw
 IMAGES = PLOTS / "images"
 
 
