@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-fast schema bench gpu-check clean
+.PHONY: setup repro test test-fast schema docs bench gpu-check clean
 
 setup: $(VENV)/.installed
 
@@ -30,7 +30,11 @@ test-fast: setup
 
 # After changing a setting's declaration in fmnist/config.py.
 schema: setup
-	python -m fmnist.schema
+	python -m fmnist.params.schema
+
+# After logging runs in bench/trials.jsonl or changing a recipe: the seed tables of README.md and docs/results.md.
+docs: setup
+	python -m bench.tables
 
 bench: setup
 	python -m bench.speed mlp

@@ -3,11 +3,12 @@
 1. the CUDA tests;
 2. the whole default pipeline as plain Python stages on the GPU, twice, in two scratch copies of
    this repository, and whether the two runs gave the same weights and metrics;
-3. the README's full-resolution ResNet-18 recipe.
+3. the full-resolution ResNet-18 recipe of docs/gpu.md.
 Then one Markdown table to paste into an issue: per-stage wall time, training images/s, peak GPU
 memory and test accuracy.
 """
 
+import copy
 import hashlib
 import json
 import shutil
@@ -19,40 +20,21 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-CODE = ("dvc.yaml", "params.yaml", "stages", "fmnist")
-# The README's full-resolution recipe (section GPU), as params.yaml overrides of resnet18.
-RESNET_FULL = {
-    "downsample": 1,
-    "epochs": 12,
-    "batch_size": 512,
-    "lr": 0.2,
-    "augment": {"crop": 2, "flip": True, "erase": 0.25},
-}
+from fmnist.core import paths
+from tools.project import ROOT, copy_project, set_dotted, stage_commands
 
-
-def stage_commands(repo: Path) -> list[tuple[str, list[str]]]:
-    """dvc.yaml's stages in file order, `foreach` expanded over params.yaml's models, as argv lists."""
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
-    models = yaml.safe_load((repo / "params.yaml").read_text())["models"]
-    commands = []
-    for name, stage in stages.items():
-        if "foreach" in stage:
-            commands += [(f"{name}@{key}", stage["do"]["cmd"].replace("${key}", key).split()) for key in models]
-        else:
-            commands.append((name, stage["cmd"].split()))
-    return commands
+# docs/gpu.md's full-resolution recipe, its `dvc exp run -S` options as keys under models.resnet18.
+RESNET_FULL = {"downsample": 1, "epochs": 12, "batch_size": 512, "lr": 0.2, "augment.erase": 0.25}
 
 
 def scratch_copy(raw: Path, params: dict | None = None) -> Path:
-    repo = Path(tempfile.mkdtemp(prefix="gpu-check-"))
-    for name in CODE:
-        source = ROOT / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, repo / name)
+    """This checkout's files in a new temporary directory, with `params` as params.yaml if given,
+    and `raw` as data/raw if this checkout has it (to skip the download)."""
+    repo = copy_project(Path(tempfile.mkdtemp(prefix="gpu-check-")) / "repo")
     if params is not None:
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    if raw.is_dir():  # skip the download when this checkout already has the data
-        shutil.copytree(raw, repo / "data" / "raw")
+    if raw.is_dir():
+        shutil.copytree(raw, repo / paths.RAW)
     return repo
 
 
@@ -62,7 +44,7 @@ def run_pipeline(repo: Path, only: set[str] | None = None) -> dict[str, float]:
     for name, argv in stage_commands(repo):
         if only and name.partition("@")[2] not in only and "@" in name:
             continue
-        if name == "download" and (repo / "data" / "raw").is_dir():
+        if name == "download" and (repo / paths.RAW).is_dir():
             continue
         started = time.perf_counter()
         result = subprocess.run([sys.executable, *argv[1:]], cwd=repo)
@@ -80,10 +62,9 @@ def fingerprint(repo: Path) -> dict[str, str]:
 
 def model_rows(repo: Path, seconds: dict[str, float]) -> list[list[str]]:
     rows = []
-    for model_dir in sorted((repo / "results").iterdir()):
-        name = model_dir.name
-        timing = json.loads((model_dir / "timing.json").read_text())
-        metrics = json.loads((model_dir / "metrics.json").read_text())
+    for name in sorted(path.name for path in (repo / paths.RESULTS).iterdir()):  # the models this run trained
+        timing = json.loads((repo / paths.timing(name)).read_text())
+        metrics = json.loads((repo / paths.test_metrics(name)).read_text())
         rows.append(
             [
                 name,
@@ -108,9 +89,9 @@ def main() -> None:
         raise SystemExit("gpu-check: no CUDA GPU is visible here (torch.cuda.is_available() is False)")
     print(f"gpu-check on {torch.cuda.get_device_name(0)}, torch {torch.__version__}", flush=True)
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "tests"], cwd=ROOT)
-    raw = ROOT / "data" / "raw"
+    raw = ROOT / paths.RAW
     runs = []
-    for attempt in (1, 2):
+    for _ in range(2):
         repo = scratch_copy(raw)
         started = time.perf_counter()
         seconds = run_pipeline(repo)
@@ -118,7 +99,9 @@ def main() -> None:
     matched = fingerprint(runs[0][0]) == fingerprint(runs[1][0])
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["models"] = {"resnet18": {**params["models"]["resnet18"], **RESNET_FULL}}
+    params["models"] = {"resnet18": copy.deepcopy(params["models"]["resnet18"])}
+    for dotted, value in RESNET_FULL.items():
+        set_dotted(params, f"models.resnet18.{dotted}", value)
     full = scratch_copy(raw, params)
     full_seconds = run_pipeline(full, only={"resnet18"})
 

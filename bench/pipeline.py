@@ -14,62 +14,26 @@ import argparse
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-from io import BytesIO
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
+from tools.project import copy_project, stage_commands
+
 # The last commit whose cnn was the ResNet-9-style net (92.9% in 10 epochs): the time targets of
 # the airbench recipe are set against its pipeline.
 BEFORE_AIRBENCH = "3cc99b3"
 
 
-def checkout(revision: str | None, into: Path) -> Path:
-    """A copy of `revision`'s files, or of this checkout's (tracked and untracked, not ignored) for None."""
-    into.mkdir(parents=True)
-    if revision:
-        archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True).stdout
-        tarfile.open(fileobj=BytesIO(archive)).extractall(into, filter="data")
-        return into
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout
-    for name in filter(None, listed.decode().split("\0")):
-        source, target = ROOT / name, into / name
-        if source.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(source.read_bytes())
-    return into
-
-
-def commands(project: Path) -> list[tuple[str, str]]:
-    """(stage name, command) in dvc.yaml's order, foreach stages expanded over params.yaml's models."""
-    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
-    models = yaml.safe_load((project / "params.yaml").read_text())["models"]
-    listed = []
-    for name, stage in stages.items():
-        if "foreach" in stage:
-            listed += [(f"{name}@{key}", stage["do"]["cmd"].replace("${key}", key)) for key in models]
-        else:
-            listed.append((name, stage["cmd"]))
-    return listed
-
-
-def run(project: Path, command: str) -> float:
+def run(project: Path, argv: list[str]) -> float:
     started = time.perf_counter()
     # `python` is this interpreter, as it is for dvc; the stage's output goes to a log beside it.
     with open(project / "bench.log", "a") as log:
         subprocess.run(
-            [sys.executable, *command.split()[1:]],
+            [sys.executable, *argv[1:]],
             cwd=project,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -77,6 +41,17 @@ def run(project: Path, command: str) -> float:
             env={**os.environ, "PYTHONPATH": str(project)},
         )
     return time.perf_counter() - started
+
+
+def merged(first: list[str], second: list[str]) -> list[str]:
+    """One order of both sides' stages that keeps each side's own, so each runs a stage after those
+    it needs: `first`'s, with a stage only `second` has right after the one it follows there (the
+    earlier revision's configure@<model> stages after download, where this tree has one configure)."""
+    order = list(first)
+    for index, stage in enumerate(second):
+        if stage not in order:
+            order.insert(order.index(second[index - 1]) + 1 if index else 0, stage)
+    return order
 
 
 def main() -> None:
@@ -90,12 +65,11 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as scratch:
         sides = {
-            args.before: checkout(args.before, Path(scratch) / "before"),
-            "this tree": checkout(None, Path(scratch) / "now"),
+            args.before: copy_project(Path(scratch) / "before", args.before),
+            "this tree": copy_project(Path(scratch) / "now"),
         }
-        plans = {side: dict(commands(project)) for side, project in sides.items()}
-        # This tree's order first: a stage only the earlier revision has comes after.
-        order = list(dict.fromkeys(stage for plan in reversed(plans.values()) for stage in plan))
+        plans = {side: dict(stage_commands(project)) for side, project in sides.items()}
+        order = merged(list(plans["this tree"]), list(plans[args.before]))
         seconds = {side: {} for side in sides}
         for stage in order:
             for side, project in sides.items():

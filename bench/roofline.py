@@ -4,11 +4,13 @@
 
 Lower bound = training FLOPs per image (forward + backward, counted by PyTorch's FLOP counter)
 x images per epoch / the machine's measured matmul FLOP/s at the model's precision. The measured
-epoch time is the project's training loop on a slice of the training split, scaled to the epoch.
+epoch time is the project's training (training.run, as the train stage runs it) on a stratified
+`--images` subset of the training split for two epochs, the second's training loop timed and
+scaled to an epoch (train_subset's, if set).
 """
 
 import argparse
-import json
+import dataclasses
 import time
 
 import torch
@@ -16,12 +18,13 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
-from fmnist.core import paths, settings
-from fmnist.data import splits as data
-from fmnist.model import device, inference, models
-from fmnist.params import config
+from bench.speed import LoopTimer
+from fmnist.core import paths
+from fmnist.core.settings import Recipe
+from fmnist.data import splits
+from fmnist.model import inference, models
+from fmnist.params import parse
 from fmnist.train import training
-from fmnist.train.progress import Silent
 
 
 def matmul_flops_per_second(dtype: torch.dtype, dev: torch.device, size: int = 2048, repeats: int = 10) -> float:
@@ -47,35 +50,38 @@ def training_flops_per_image(model: torch.nn.Module, batch: int = 32) -> float:
     return counter.get_total_flops() / batch
 
 
-def measured_epoch_seconds(cfg: settings.Training, runtime: inference.Runtime, train: data.Split, images: int) -> float:
-    subset = train.take(torch.arange(min(images, len(train))))
-    trainer = training.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, subset)
-    trainer.train_epoch(subset, 1, Silent())  # warm-up: first-call kernel selection
-    started = time.perf_counter()
-    trainer.train_epoch(subset, 2, Silent())
-    per_image = (time.perf_counter() - started) / (trainer.steps_per_epoch * cfg.batch_size)
-    return per_image * (len(train) // cfg.batch_size) * cfg.batch_size
+def epoch_images(recipe: Recipe, data: splits.Splits) -> int:
+    """The images an epoch of the recipe trains on, whole batches only."""
+    images = min(recipe.train_subset or len(data.train), len(data.train))
+    return max(images // recipe.batch_size, 1) * recipe.batch_size
+
+
+def measured_epoch_seconds(recipe: Recipe, data: splits.Splits, runtime: inference.Runtime, images: int) -> float:
+    """The first epoch warms up (first-call kernel selection); the second's loop is timed per image."""
+    sample = dataclasses.replace(recipe, epochs=2, train_subset=min(images, epoch_images(recipe, data)))
+    timer = LoopTimer()
+    trainer = training.run(sample, data, reporter=timer, runtime=runtime)
+    per_image = timer.seconds[1] / min(trainer.steps_per_epoch * recipe.batch_size, len(trainer.train))
+    return per_image * epoch_images(recipe, data)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=4096, help="training images timed per model")
     args = parser.parse_args()
-    stats = json.loads(paths.STATS.read_text())
-    train = data.load_split(paths.PREPARED, "train")
+    data = splits.load_training(paths.PREPARED)
     table = Table(title="Epoch time against the compute lower bound")
     for column in ("model", "precision", "MFLOP/image", "matmul GFLOP/s", "bound s/epoch", "measured s/epoch", "ratio"):
         table.add_column(column, justify="right")
     peaks: dict[torch.dtype, float] = {}
-    for name, model in config.load().models.items():
-        cfg = model.training
-        runtime = inference.Runtime.create(cfg, stats["mean"], stats["std"])
+    for name, model in parse.load().models.items():
+        recipe = model.recipe
+        runtime = inference.Runtime.create(recipe.device, recipe.precision, recipe.arch)
         if runtime.dtype not in peaks:
             peaks[runtime.dtype] = matmul_flops_per_second(runtime.dtype, runtime.device)
-        flops = training_flops_per_image(models.build(cfg.arch, cfg.options))
-        bound = flops * len(train) / peaks[runtime.dtype]
-        device.make_deterministic(cfg.seed, cfg.compile)
-        measured = measured_epoch_seconds(cfg, runtime, train.to(runtime.device), args.images)
+        flops = training_flops_per_image(models.build(recipe.arch, recipe.options))
+        bound = flops * epoch_images(recipe, data) / peaks[runtime.dtype]
+        measured = measured_epoch_seconds(recipe, data, runtime, args.images)
         table.add_row(
             name,
             str(runtime.dtype).removeprefix("torch."),

@@ -5,31 +5,33 @@
     python -m bench.trials cnn --ablation --seeds 0 1 2               # each trick switched off in turn
     python -m bench.trials cnn --seeds 0 1 2 --test                   # the defaults' test accuracy too
 
-Trains in this process on data/prepared/ (run `dvc repro prepare` first), as train@<model> does:
-same settings, same Trainer, best-validation weights. Scores the validation split over 1, 2 and 6
-test-time views, so the views need no retraining to compare. Test accuracy only with --test,
-which is for the committed defaults: choices are made on validation.
+Trains in this process on data/prepared/ (run `dvc repro prepare` first) through the train stage's
+own entry point, `fmnist.train.training.run`, with params.yaml read as configure reads it: same
+settings (train_subset included), same training, best-validation weights. Scores the validation
+split over 1, 2 and 6 test-time views, so the views need no retraining to compare. Test accuracy
+only with --test, which is for the committed defaults: choices are made on validation.
 
-Every finished run is appended to --log (JSON lines) and skipped when found there, so a long sweep
-interrupted part-way resumes where it stopped.
+Every finished run is appended to --log (bench/log.py says how a row is keyed) and skipped when
+found there, so a long sweep interrupted part-way resumes where it stopped.
 """
 
 import argparse
-import json
+import functools
 import statistics
-import time
 from pathlib import Path
 
+import torch
 import yaml
 from rich.console import Console
 from rich.table import Table
 
-from fmnist.core import paths
-from fmnist.data import splits as data
-from fmnist.model import device, inference, models
-from fmnist.params import config
+from bench import log
+from fmnist.core import cli, paths
+from fmnist.core.settings import Recipe
+from fmnist.data import splits
+from fmnist.model import device, inference
+from fmnist.params import parse
 from fmnist.train import training
-from fmnist.train.progress import Silent
 
 VIEWS = (1, 2, 6)
 
@@ -51,27 +53,20 @@ ABLATION = {
 }
 
 
-def with_overrides(name: str, overrides: dict, params: str | Path = "params.yaml") -> config.Model:
-    """The model's params.yaml section with `overrides` (dotted keys under models.<name>), validated as usual."""
-    raw = yaml.safe_load(Path(params).read_text())
-    for dotted, value in overrides.items():
-        section = raw["models"][name]
-        *parents, key = dotted.split(".")
-        for parent in parents:
-            section = section.setdefault(parent, {})
-        section[key] = value
-    return config.parse(raw).models[name]
+def cpu_kind() -> str:
+    """PyTorch's CPU kernel level, then the CPU's bf16 instructions: "AVX512 amx_bf16 avx512_bf16" on
+    an Intel Xeon with AMX, "AVX2 amx_bf16 avx512_bf16" there under ATEN_CPU_CAPABILITY=avx2."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        flags = set()
+    return " ".join([torch.backends.cpu.get_cpu_capability(), *sorted({"amx_bf16", "avx512_bf16"} & flags)])
 
 
-def spelled_out(raw: dict, dotted: str) -> bool:
-    """Whether params.yaml, loaded as `raw`, writes this dotted key. DVC's `-S KEY=VALUE` sets only
-    such a key (its Hydra overrides refuse the others); `-S +KEY=VALUE` adds one it lacks."""
-    section = raw
-    for part in dotted.split("."):
-        if not isinstance(section, dict) or part not in section:
-            return False
-        section = section[part]
-    return True
+def machine(runtime: inference.Runtime) -> dict[str, str]:
+    """What a run ran on, for its row: evidence, never part of its key."""
+    gpu = {"gpu": device.describe(runtime.device)} if runtime.device.type == "cuda" else {}
+    return {"cpu": cpu_kind()} | gpu
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -81,41 +76,36 @@ def parse_override(text: str) -> tuple[str, object]:
     return key, yaml.safe_load(value)
 
 
-def trial(model: config.Model, test: bool) -> dict:
-    """Train one recipe as train@<model> would; its best-validation weights scored over each view count."""
-    cfg = model.training
-    stats = json.loads(paths.STATS.read_text())
-    runtime = inference.Runtime.create(cfg, stats["mean"], stats["std"])
-    train, val = (data.load_split(paths.PREPARED, split).to(runtime.device) for split in ("train", "val"))
-    if cfg.train_subset:
-        train = train.take(data.stratified_indices(train.labels, cfg.train_subset, cfg.seed)[0])
-    device.make_deterministic(cfg.seed, cfg.compile)
-    trainer = training.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, train)
-    started = time.perf_counter()
-    trainer.fit(train, val, Silent())
-    seconds = time.perf_counter() - started
+def check(recipe: Recipe, data: splits.Splits) -> None:
+    """What the train stage refuses, refused here too; and several processes, as a trial trains in this one."""
+    device.check_machine(recipe, recipe.nproc)
+    splits.check_size(recipe.key("train_subset"), recipe.train_subset, len(data.train))
+    if recipe.nproc > 1:
+        raise recipe.refuse("nproc", "bench.trials trains in one process (use 1)")
+
+
+def trial(model: parse.Model, data: splits.Splits, runtime: inference.Runtime, test: bool) -> dict:
+    """Train one recipe as the train stage would; its best-validation weights scored over each view count."""
+    recipe = model.recipe
+    check(recipe, data)
+    trainer = training.run(recipe, data, runtime=runtime)
     trainer.model.load_state_dict(trainer.best_state)
 
-    def accuracy(split: data.Split, views: int) -> float:
-        logits = inference.predict(trainer.model, split.images, runtime, cfg.eval_batch_size, views)
+    def accuracy(split: splits.Split, views: int) -> float:
+        logits = inference.predict(trainer.model, split.images, runtime, recipe.eval_batch_size, views)
         return round(inference.loss_and_accuracy(logits, split.labels)[1], 4)
 
-    best = max(trainer.history, key=lambda log: log.val_accuracy)
+    best = max(trainer.history, key=lambda epoch: epoch.val_accuracy)
     result = {
         "best_epoch": best.epoch,
-        "train_seconds": round(seconds, 1),
-        "val": {str(views): accuracy(val, views) for views in VIEWS},
+        # As the stage's timing.json counts it: each epoch's training and validation.
+        "train_seconds": round(sum(epoch.seconds for epoch in trainer.history), 1),
+        "val": {str(views): accuracy(trainer.val, views) for views in VIEWS},
     }
     if test:
-        test_split = data.load_split(paths.PREPARED, "test").to(runtime.device)
+        test_split = splits.load_split(paths.PREPARED, "test").to(runtime.device)
         result["test"] = accuracy(test_split, model.evaluation.tta_views)
     return result
-
-
-def recorded(log: Path, key: dict, test: bool) -> dict | None:
-    """The logged run of this recipe, if there is one (one scored on the test split too, if `test`)."""
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
-    return next((row for row in rows if {k: row.get(k) for k in key} == key and ("test" in row or not test)), None)
 
 
 def main() -> None:
@@ -141,7 +131,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--ablation", action="store_true", help="the model's recipe with each trick removed in turn")
     parser.add_argument("--test", action="store_true", help="also score the test split (the defaults only)")
-    parser.add_argument("--log", type=Path, default=Path("bench/trials.jsonl"), help="finished runs, appended")
+    parser.add_argument("--log", type=Path, default=log.LOG, help="finished runs, appended")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown, for the docs")
     parser.add_argument("--logged", action="store_true", help="train nothing: tabulate the runs --log holds")
     args = parser.parse_args()
@@ -153,24 +143,31 @@ def main() -> None:
     else:
         variants = [("params.yaml", base)]
 
-    cfg = with_overrides(args.model, base).training
-    where = device.resolve_device(cfg.device)
-    dtype = str(device.resolve_precision(cfg.precision, where))
-    print(f"{args.model} on {device.describe(where)}, {dtype}")
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    # One runtime per device, precision and arch: resolving `auto` on CUDA claims a GPU each time.
+    runtime_for = functools.cache(inference.Runtime.create)
+    recipe = log.variant(raw, args.model, base).recipe
+    runtime = runtime_for(recipe.device, recipe.precision, recipe.arch)
+    print(f"{args.model} on {device.describe(runtime.device)}, {runtime.dtype}; CPU kind {cpu_kind()}")
+    data = None  # loaded at the first run the log lacks
+    logged = log.rows(args.log)
     rows = []
     for label, overrides in variants:
         for seed in args.seeds:
-            model = with_overrides(args.model, overrides | {"seed": seed})
-            # The resolved recipe, not the overrides: a row stays true when params.yaml's defaults move.
-            key = {"model": args.model, "recipe": model.training.fingerprint(), "dtype": dtype}
-            row = recorded(args.log, key, args.test)
+            model = log.variant(raw, args.model, overrides | {"seed": seed})
+            runtime = runtime_for(model.recipe.device, model.recipe.precision, model.recipe.arch)
+            key = log.key(model.recipe, str(runtime.dtype))
+            row = log.recorded(logged, key, args.test)
             if row is None and args.logged:
                 print(f"  {label} seed {seed}: not in {args.log}")
                 continue
             if row is None:
-                row = key | {"overrides": overrides | {"seed": seed}} | trial(model, args.test)
-                with args.log.open("a") as log:
-                    log.write(json.dumps(row) + "\n")
+                if data is None:
+                    data = splits.load_training(paths.PREPARED)
+                row = key | machine(runtime) | {"overrides": overrides | {"seed": seed}}
+                row |= trial(model, data, runtime, args.test)
+                log.append(args.log, row)
+                logged.append(row)
             print(
                 f"  {label} seed {seed}: val {row['val']}, "
                 f"{row['train_seconds']} s" + (f", test {row['test']}" if args.test else ""),
@@ -178,11 +175,6 @@ def main() -> None:
             )
             rows.append((label, row))
     show(rows, args.test, args.markdown)
-
-
-def summary(values: list[float]) -> str:
-    """The mean, and the worst in brackets when there are several."""
-    return f"{statistics.mean(values):.4f} ({min(values):.4f})" if len(values) > 1 else f"{values[0]:.4f}"
 
 
 def show(rows: list[tuple[str, dict]], test: bool, markdown: bool) -> None:
@@ -193,9 +185,9 @@ def show(rows: list[tuple[str, dict]], test: bool, markdown: bool) -> None:
         table.add_column(column, justify="left" if column == "variant" else "right")
     for variant in dict.fromkeys(label for label, _ in rows):
         runs = [row for label, row in rows if label == variant]
-        cells = [summary([row["val"][str(v)] for row in runs]) for v in VIEWS]
+        cells = [log.summary([row["val"][str(v)] for row in runs]) for v in VIEWS]
         seconds = f"{statistics.mean(row['train_seconds'] for row in runs):.0f}"
-        tested = [summary([row["test"] for row in runs])] if test else []
+        tested = [log.summary([row["test"] for row in runs])] if test else []
         table.add_row(variant, str(len(runs)), *cells, seconds, *tested)
     if not markdown:
         Console(width=160).print(table)
@@ -206,4 +198,4 @@ def show(rows: list[tuple[str, dict]], test: bool, markdown: bool) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

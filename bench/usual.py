@@ -54,7 +54,8 @@ def test_accuracy(model: nn.Module, test) -> float:
 
 
 def train(model: nn.Module, raw_dir: Path, target: float, max_epochs: int, seed: int = 0):
-    """Train until test accuracy reaches `target`; yield (epoch, training seconds so far, images per epoch, accuracy)."""
+    """Train until test accuracy reaches `target`; after each epoch, yield (epoch, training seconds so far,
+    images per epoch, accuracy)."""
     torch.manual_seed(seed)
     train_set, test_set = datasets(raw_dir)
     loader = DataLoader(train_set, batch_size=64, shuffle=True)
