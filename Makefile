@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-fast schema docs bench gpu-check clean
+.PHONY: setup repro test test-fast schema docs bench gpu-check
 
 setup: $(VENV)/.installed
 
@@ -28,7 +28,7 @@ test: setup
 test-fast: setup
 	python -m pytest -q -m "not e2e"
 
-# After changing a setting's declaration in fmnist/config.py.
+# After changing a setting's declaration (fmnist/core/settings.py): params.yaml's comment block and the schema.
 schema: setup
 	python -m fmnist.params.schema
 
