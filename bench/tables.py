@@ -71,7 +71,7 @@ def table(header: list[str], labels: list[str], columns: list[list[str]]) -> str
 
 def test_only(seeds: Seeds) -> str:
     """The README's: test accuracy alone."""
-    labels = [seeds.label(i, "(`dvc repro`, the table above)") for i in range(len(SEEDS))] + ["mean (worst)"]
+    labels = [seeds.label(i, "(params.yaml's seed)") for i in range(len(SEEDS))] + ["mean (worst)"]
     columns = [seeds.cells(precision, lambda run: run["test"]) for precision in PRECISIONS]
     header = [f"{seeds.name} seed", *(f"test, {precision}" for precision in PRECISIONS)]
     return table(header, labels, columns) + "\n" + seeds.machines() + "\n"
@@ -79,7 +79,7 @@ def test_only(seeds: Seeds) -> str:
 
 def full(seeds: Seeds) -> str:
     """docs/results.md's: validation at the model's test-time views, test, training seconds."""
-    labels = [seeds.label(i, "(the committed `dvc repro`)") for i in range(len(SEEDS))] + ["mean (worst)"]
+    labels = [seeds.label(i, "(params.yaml's seed)") for i in range(len(SEEDS))] + ["mean (worst)"]
     header, columns = ["seed"], []
     for precision in PRECISIONS:
         header += [f"val, {precision}", f"test, {precision}", f"train s, {precision}"]
