@@ -29,15 +29,16 @@ if "PROBE_LOG" in os.environ:
     os.replace = recording_replace
 
 if "PROBE_CRASH_EPOCH" in os.environ and RANK == 1:
-    real_recalibrate = training.Trainer.recalibrate_batch_norm
+    real_train_epoch = training.Trainer.train_epoch
     crash_epoch = int(os.environ["PROBE_CRASH_EPOCH"])
 
-    def crashing_recalibrate(trainer, train):
-        if len(trainer.history) == crash_epoch:  # epoch K+1 has just been trained
+    def crashing_train_epoch(trainer, epoch, reporter):
+        losses = real_train_epoch(trainer, epoch, reporter)
+        if epoch == crash_epoch + 1:  # trained, not yet validated or saved
             os._exit(1)
-        real_recalibrate(trainer, train)
+        return losses
 
-    training.Trainer.recalibrate_batch_norm = crashing_recalibrate
+    training.Trainer.train_epoch = crashing_train_epoch
 
 if "PROBE_MASKS" in os.environ:
     masks = Path(os.environ["PROBE_MASKS"]) / f"rank{RANK}.txt"

@@ -49,7 +49,7 @@ def test_workers_that_start_together_spread_one_per_gpu_then_double_up(four_gpus
 
 def test_a_claim_held_by_another_process_is_respected_and_freed_when_it_ends(four_gpus):
     code = (
-        "import sys, time; from pathlib import Path; from fmnist import device;"
+        "import sys, time; from pathlib import Path; from fmnist.model import device;"
         "device.CLAIMS = Path(sys.argv[1]); device.torch.cuda.device_count = lambda: 4;"
         "print(device.claim_gpu(), flush=True); time.sleep(30)"
     )
@@ -93,10 +93,8 @@ def test_each_torchrun_rank_takes_its_own_gpu(four_gpus, monkeypatch, spec):
 
 def test_a_cuda_device_always_has_an_index_and_is_made_current_once(four_gpus):
     from fmnist.model import inference
-    from fmnist.params import config
 
-    cfg = config.parse({"device": "cuda", "models": {"m": {"arch": "mlp", "lr": 1}}}).models["m"].training
-    runtime = inference.Runtime.create(cfg, 0.3, 0.3)
+    runtime = inference.Runtime.create("cuda", "auto", "mlp")
     assert runtime.device == torch.device("cuda", 0) and four_gpus == [torch.device("cuda", 0)]
 
 
@@ -134,7 +132,7 @@ def test_operations_without_a_deterministic_kernel_are_named_and_others_pass_thr
     with warnings.catch_warnings():
         warnings.showwarning = lambda message, *rest: shown.append(str(message))
         with device.nondeterministic_ops() as ops:
-            for step in range(1000):  # one warning per training step
+            for _ in range(1000):  # one warning per training step
                 warnings.warn(NONDETERMINISTIC)
             warnings.warn("unrelated")
             assert shown == ["unrelated"]  # as it came, not held until the block ends
@@ -154,7 +152,7 @@ def test_the_ops_seen_are_kept_when_the_block_raises():
 def test_deterministic_mode_is_on_without_importing_torchinductor():
     """Eager stages need only the kernel switch; importing TorchInductor would cost every stage seconds."""
     script = (
-        "import sys, torch; from fmnist import device; device.make_deterministic(0); "
+        "import sys, torch; from fmnist.model import device; device.make_deterministic(0); "
         "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(), "
         "'torch._inductor' in sys.modules)"
     )

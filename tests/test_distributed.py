@@ -39,7 +39,8 @@ MODEL = paths.model("mlp")
 def probe(repo, *args: str, **env: str):
     """Launch tests.ddp_probe (the train stage, instrumented) on two ranks, as the train stage launches itself."""
     code = (
-        f"import sys; from fmnist import distributed; sys.exit(distributed.launch(2, 'tests.ddp_probe', {list(args)}))"
+        "import sys; from fmnist.train import distributed; "
+        f"sys.exit(distributed.launch(2, 'tests.ddp_probe', {list(args)}))"
     )
     environment = {**project.environment(), "PYTHONPATH": str(ROOT), **env}
     return subprocess.run(
@@ -51,8 +52,8 @@ def probe(repo, *args: str, **env: str):
 def repo(tmp_path_factory):
     """A project trained once on two ranks through the probe, which logged every rank's writes."""
     repo = project.plain_project(tmp_path_factory.mktemp("ddp") / "repo", PARAMS)
+    project.stage(repo, "configure")
     project.stage(repo, "prepare")
-    project.stage(repo, "configure", "mlp")
     (repo / "writes").mkdir()
     result = probe(repo, "mlp", PROBE_LOG=str(repo / "writes"))
     assert result.returncode == 0, result.stderr
@@ -78,8 +79,8 @@ def test_two_rank_runs_are_bitwise_equal_and_ignore_a_corrupt_resume_point(repo)
 def test_two_ranks_match_one_process_closely(repo, tmp_path):
     two = curves.read(repo / paths.curves("mlp"))
     single = project.plain_project(tmp_path / "single", {**PARAMS, "nproc": 1})
+    project.stage(single, "configure")
     project.stage(single, "prepare")
-    project.stage(single, "configure", "mlp")
     project.stage(single, "train", "mlp")
     one = curves.read(single / paths.curves("mlp"))
     assert [row["epoch"] for row in one] == [row["epoch"] for row in two]
@@ -102,7 +103,7 @@ def test_interrupted_run_resumes_to_the_same_weights(repo):
 def test_ctrl_c_stops_every_rank_and_the_run_resumes(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     project.write_params(repo, {**params, "epochs": 300})  # long enough to interrupt after the first
-    project.stage(repo, "configure", "mlp")
+    project.stage(repo, "configure")
     try:
         process = project.start(
             repo,
@@ -128,7 +129,7 @@ def test_ctrl_c_stops_every_rank_and_the_run_resumes(repo):
         assert "resuming after epoch" in project.stage(repo, "train", "mlp").stdout
     finally:
         project.write_params(repo, params)
-        project.stage(repo, "configure", "mlp")
+        project.stage(repo, "configure")
 
 
 def test_a_failed_rank_ends_with_its_own_one_line_error(repo):
@@ -139,7 +140,7 @@ def test_a_failed_rank_ends_with_its_own_one_line_error(repo):
         os.rename(repo / "train.json", repo / paths.train_config("mlp"))
     assert result.returncode == 2
     lines = set(result.stderr.strip().splitlines())
-    assert lines == {"error: configs/mlp/train.json: missing (run: python -m stages.configure mlp)"}, result.stderr
+    assert lines == {"error: configs/mlp/train.json: missing (run: python -m stages.configure)"}, result.stderr
 
 
 def test_batch_size_must_split_evenly_over_the_processes(repo):
@@ -147,7 +148,7 @@ def test_batch_size_must_split_evenly_over_the_processes(repo):
     params["nproc"] = 3
     project.write_params(repo, params)
     try:
-        result = project.stage(repo, "configure", "mlp", check=False)
+        result = project.stage(repo, "configure", check=False)
     finally:
         project.write_params(repo, {**params, "nproc": 2})
     assert result.returncode == 2
@@ -167,8 +168,8 @@ def test_two_gpus_with_nccl_match_one_gpu_closely(tmp_path):
     runs = {}
     for nproc in (1, 2):
         repo = project.plain_project(tmp_path / str(nproc), {**PARAMS, "device": "cuda", "nproc": nproc})
+        project.stage(repo, "configure")
         project.stage(repo, "prepare")
-        project.stage(repo, "configure", "mlp")
         project.stage(repo, "train", "mlp")
         runs[nproc] = curves.read(repo / paths.curves("mlp"))
     for a, b in zip(runs[1], runs[2]):
@@ -178,8 +179,8 @@ def test_two_gpus_with_nccl_match_one_gpu_closely(tmp_path):
 def test_each_rank_draws_its_own_dropout_masks_and_reruns_repeat_them(tmp_path):
     params = {**PARAMS, "epochs": 1, "models": {"mlp": {**PARAMS["models"]["mlp"], "dropout": 0.5}}}
     repo = project.plain_project(tmp_path / "repo", params)
+    project.stage(repo, "configure")
     project.stage(repo, "prepare")
-    project.stage(repo, "configure", "mlp")
     runs = []
     for run in ("first", "second"):
         (repo / run).mkdir()

@@ -92,6 +92,6 @@ def test_the_train_stage_posts_after_every_epoch(studio, tmp_path, monkeypatch, 
     repo = project.plain_project(tmp_path / "repo", params)
     for variable, value in experiment_env(studio).items():
         monkeypatch.setenv(variable, value)
-    for command in (("prepare",), ("configure",), ("train", "lin")):
+    for command in (("configure",), ("prepare",), ("train", "lin")):
         assert project.stage_in_process(repo, monkeypatch, capsys, *command).returncode == 0
     assert [post["step"] for post in studio["received"] if "plots" in post] == [1, 2]

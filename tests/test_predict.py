@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from types import SimpleNamespace
 
 import pytest
@@ -12,17 +12,15 @@ import torch
 import yaml
 from PIL import Image
 
-from fmnist.core import files, paths
+from fmnist.core import files, paths, settings
 from fmnist.data import idx, sources
 from fmnist.data import splits as data
 from fmnist.model import checkpoint, device, inference, models
-from fmnist.params import config
+from fmnist.params import parse
 from fmnist.predict import images
+from fmnist.predict import predict as predicting
 from fmnist.train import training
-from fmnist.train.progress import Silent
 from tests import project, synthetic
-
-pytestmark = pytest.mark.e2e  # a model trained in the module's fixture, and the command in processes of its own
 
 REAL = (sources.DEBIAN_DIR / idx.TEST_IMAGES.gz_name).is_file()
 PARAMS = {
@@ -39,6 +37,53 @@ PARAMS = {
         }
     },
 }
+# A model trained in the module's fixture, and the command in processes of its own.
+e2e = pytest.mark.e2e
+
+
+def declared_defaults(cls: type) -> dict:
+    return {f.name: settings.default(f) for f in settings.declared(cls)}
+
+
+def write_configs(project_dir, name: str, model: parse.Model) -> None:
+    """configs/<name>/*.json, as configure writes them."""
+    files.write_json(project_dir / paths.train_config(name), asdict(model.recipe))
+    files.write_json(project_dir / paths.evaluate_config(name), asdict(model.evaluation))
+
+
+@pytest.fixture
+def untrained(tmp_path, monkeypatch):
+    """A project directory holding an untrained mlp's checkpoint and nothing else."""
+    checkpoint.save(
+        tmp_path / paths.model("m"),
+        models.build("mlp", {"hidden": [8], "dropout": 0.0}).state_dict(),
+        "mlp",
+        {"hidden": [8], "dropout": 0.0},
+        1,
+        0.1,
+        [],
+    )
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_a_model_without_configs_runs_with_the_declared_defaults(untrained):
+    classifier = predicting.load("m")
+    recipe = declared_defaults(settings.Recipe)
+    assert classifier.tta_views == settings.Evaluation().tta_views
+    assert classifier.batch_size == recipe["eval_batch_size"]
+    assert classifier.runtime.dtype == device.resolve_precision(recipe["precision"], classifier.runtime.device)
+
+
+def test_a_model_with_configs_runs_as_they_say(untrained):
+    configured = parse.parse({"models": {"m": {"arch": "mlp", "lr": 0.1, "hidden": [8]}}}).models["m"]
+    changed = parse.Model(
+        replace(configured.recipe, eval_batch_size=64, precision="fp32"), settings.Evaluation(tta_views=6)
+    )
+    assert changed.recipe.eval_batch_size != declared_defaults(settings.Recipe)["eval_batch_size"]
+    write_configs(untrained, "m", changed)
+    classifier = predicting.load("m")
+    assert (classifier.batch_size, classifier.runtime.dtype, classifier.tta_views) == (64, torch.float32, 6)
 
 
 def real_or_synthetic() -> tuple[data.Split, data.Split]:
@@ -55,33 +100,24 @@ def real_or_synthetic() -> tuple[data.Split, data.Split]:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """A project directory holding one trained model, its params and a leaderboard naming it best
+    """A project directory holding one trained model, its configs and a leaderboard naming it best
     on validation, below an untrained model listed first (as if best on test)."""
     path = tmp_path_factory.mktemp("repo")
     train, test = real_or_synthetic()
     train, test = (data.Split(s.images.reshape(-1, 1, 28, 28), s.labels.long()) for s in (train, test))
-    configured = config.parse(PARAMS).models["tiny"]
-    cfg = configured.training
+    configured = parse.parse(PARAMS).models["tiny"]
+    recipe = configured.recipe
     pixels = train.images.double() / 255
-    runtime = inference.Runtime.create(cfg, pixels.mean().item(), pixels.std().item())
-    device.make_deterministic(cfg.seed)
-    trainer = training.Trainer(models.build(cfg.arch, cfg.options), cfg, runtime, train)
-    trainer.fit(train.to(runtime.device), test.take(torch.arange(1000)).to(runtime.device), Silent())
+    splits = data.Splits(train, test.take(torch.arange(1000)), pixels.mean().item(), pixels.std().item())
+    trainer = training.run(recipe, splits)
+    best = max(trainer.history, key=lambda log: log.val_accuracy)  # the first best, as the train stage keeps
     checkpoint.save(
-        path / paths.model("tiny"),
-        trainer.best_state,
-        cfg.arch,
-        cfg.options,
-        runtime.mean,
-        runtime.std,
-        1,
-        trainer.best_accuracy,
-        [],
+        path / paths.model("tiny"), trainer.best_state, recipe.arch, recipe.options, best.epoch, best.val_accuracy, []
     )
     (path / "params.yaml").write_text(
         yaml.safe_dump(PARAMS | {"models": PARAMS["models"] | {"untrained": {"arch": "logreg", "lr": 0.01}}})
     )
-    files.write_json(path / paths.evaluate_config("tiny"), asdict(configured.evaluation))  # as configure writes it
+    write_configs(path, "tiny", configured)
     (path / "reports").mkdir()
     (path / "reports" / "leaderboard.json").write_text(
         json.dumps([{"model": "untrained", "best_val_accuracy": 0.5}, {"model": "tiny", "best_val_accuracy": 0.9}])
@@ -112,12 +148,13 @@ def json_lines(result) -> dict[str, dict]:
 
 def evaluate_probabilities(repo, images_: torch.Tensor) -> torch.Tensor:
     """What stages/evaluate.py computes for these images, as probabilities."""
-    cfg = config.load(repo.path / "params.yaml").models["tiny"].evaluation
-    model, saved = checkpoint.load(repo.path / paths.model("tiny"))
-    runtime = inference.Runtime.create(cfg, saved["normalization"]["mean"], saved["normalization"]["std"])
-    device.make_deterministic(cfg.seed)
+    recipe = settings.Recipe.read(repo.path / paths.train_config("tiny"))
+    views = settings.Evaluation.read(repo.path / paths.evaluate_config("tiny")).tta_views
+    model, _ = checkpoint.load(repo.path / paths.model("tiny"))
+    runtime = inference.Runtime.create(recipe.device, recipe.precision, recipe.arch)
+    device.make_deterministic(recipe.seed)
     model = runtime.place(model)
-    logits = inference.predict(model, images_.to(runtime.device), runtime, cfg.eval_batch_size, cfg.tta_views)
+    logits = inference.predict(model, images_.to(runtime.device), runtime, recipe.eval_batch_size, views)
     return logits.softmax(1).cpu()
 
 
@@ -126,6 +163,7 @@ def shop_picture(image: torch.Tensor) -> Image.Image:
     return Image.fromarray((255 - image.reshape(28, 28)).numpy()).resize((112, 112), Image.BILINEAR).convert("RGB")
 
 
+@e2e
 @pytest.mark.skipif(not REAL, reason="needs Debian's dataset-fashion-mnist (real pictures to convert)")
 def test_round_trip_through_shop_style_files_keeps_accuracy(repo, tmp_path):
     test = repo.test.take(data.stratified_indices(repo.test.labels, 500, seed=0)[0])
@@ -145,6 +183,7 @@ def test_round_trip_through_shop_style_files_keeps_accuracy(repo, tmp_path):
     assert abs(through_files - originals) <= 0.015
 
 
+@e2e
 def test_28x28_light_on_black_passes_through_and_is_predicted_as_evaluate_does(repo, tmp_path):
     test = repo.test.take(torch.arange(40))
     for i, image in enumerate(test.images):
@@ -168,6 +207,7 @@ def assert_error_lines(result, expected: dict[str, str]):
         assert line.startswith(f"error: {path}: ") and why in line, line
 
 
+@e2e
 def test_bad_files_get_one_line_each_and_the_good_ones_are_still_predicted(repo, tmp_path):
     shop_picture(repo.test.images[0]).save(tmp_path / "good.png")
     whole = (tmp_path / "good.png").read_bytes()
@@ -208,6 +248,7 @@ def test_bad_files_get_one_line_each_and_the_good_ones_are_still_predicted(repo,
     assert [("top" in row, "error" in row) for row in rows] == [(True, False)] + [(False, True)] * 6 + [(True, False)]
 
 
+@e2e
 @pytest.mark.parametrize(
     "model, fix",
     [
@@ -223,6 +264,7 @@ def test_unknown_or_untrained_model_is_one_line_with_the_fix(repo, tmp_path, mod
     assert result.stdout == ""
 
 
+@e2e
 def test_default_model_is_the_leaderboards_best_and_grid_is_drawn(repo, tmp_path):
     shop_picture(repo.test.images[0]).save(tmp_path / "shirt.webp")
     result = predict(repo, "--grid", tmp_path / "grid.png", tmp_path / "shirt.webp")

@@ -1,4 +1,4 @@
-"""The Trainer in process, on a synthetic split: it learns, and resuming gives the same state."""
+"""Training in process, on a synthetic split: it learns, and resuming gives the same state."""
 
 import io
 
@@ -8,8 +8,9 @@ import torch
 from fmnist.core import settings
 from fmnist.data import splits as data
 from fmnist.model import device, inference, models
-from fmnist.params import config
+from fmnist.params import parse
 from fmnist.train import training
+from fmnist.train.distributed import World
 from fmnist.train.progress import Silent
 from tests.synthetic import images_and_labels
 
@@ -20,43 +21,48 @@ def split(count: int, seed: int) -> data.Split:
 
 
 TRAIN, VAL = split(400, seed=1), split(100, seed=2)
-RUNTIME = inference.Runtime(torch.device("cpu"), torch.float32, mean=0.3, std=0.3, channels_last=False)
+SPLITS = data.Splits(TRAIN, VAL, mean=0.3, std=0.3)
+RUNTIME = inference.Runtime(torch.device("cpu"), torch.float32, channels_last=False)
 
 
-def trainer(epochs: int) -> training.Trainer:
-    cfg = (
-        config.parse(
-            {
-                "epochs": epochs,
-                "batch_size": 32,
-                "device": "cpu",
-                "precision": "fp32",
-                "models": {
-                    "m": {
-                        "arch": "mlp",
-                        "hidden": [32],
-                        "lr": 0.01,
-                        "lookahead": True,
-                        "augment": {"flip": "alternate", "erase": 0.2},
-                    },
-                },
-            }
-        )
-        .models["m"]
-        .training
-    )
-    device.make_deterministic(cfg.seed)
-    return training.Trainer(models.build(cfg.arch, cfg.options), cfg, RUNTIME, TRAIN)
+def recipe(epochs: int) -> settings.Recipe:
+    """A small mlp that uses every generator a run keeps: dropout (global), shuffling, augmentation, lookahead."""
+    params = {
+        "epochs": epochs,
+        "batch_size": 32,
+        "device": "cpu",
+        "precision": "fp32",
+        "models": {
+            "m": {
+                "arch": "mlp",
+                "hidden": [32],
+                "dropout": 0.1,
+                "lr": 0.01,
+                "lookahead": True,
+                "augment": {"flip": "alternate", "erase": 0.2},
+            },
+        },
+    }
+    return parse.parse(params).models["m"].recipe
+
+
+def run(epochs: int, **options) -> training.Trainer:
+    return training.run(recipe(epochs), SPLITS, runtime=RUNTIME, **options)
 
 
 def train_loss(model: torch.nn.Module) -> float:
     return inference.loss_and_accuracy(inference.predict(model, TRAIN.images, RUNTIME, 256), TRAIN.labels)[0]
 
 
+def untrained(cfg: settings.Recipe) -> torch.nn.Sequential:
+    """The model as `training.run` starts it."""
+    device.make_deterministic(cfg.seed)
+    return models.build(cfg.arch, cfg.options, SPLITS.mean, SPLITS.std)
+
+
 def test_one_epoch_lowers_the_loss():
-    one = trainer(epochs=1)
-    before = train_loss(one.model)
-    one.fit(TRAIN, VAL, Silent())
+    before = train_loss(untrained(recipe(1)))
+    one = run(epochs=1)
     assert train_loss(one.model) < 0.8 * before
     assert len(one.history) == 1 and one.best_state
 
@@ -65,10 +71,8 @@ class Stop(Exception):
     pass
 
 
-def test_resume_after_an_epoch_gives_the_uninterrupted_state():
-    whole = trainer(epochs=3)
-    whole.fit(TRAIN, VAL, Silent())
-
+def resume_point_after_epoch_one(epochs: int) -> dict:
+    """The state a run of `epochs` saves after its first, as the train stage saves it, read back."""
     saved = io.BytesIO()
 
     def stop_after_first_epoch(t: training.Trainer) -> None:
@@ -76,24 +80,50 @@ def test_resume_after_an_epoch_gives_the_uninterrupted_state():
         raise Stop
 
     with pytest.raises(Stop):
-        trainer(epochs=3).fit(TRAIN, VAL, Silent(), on_epoch=stop_after_first_epoch)
-    resumed = trainer(epochs=3)
-    torch.manual_seed(12345)  # a different global RNG state: resuming must restore it
-    resumed.load_state_dict(torch.load(io.BytesIO(saved.getvalue()), weights_only=True))
-    resumed.fit(TRAIN, VAL, Silent())
+        run(epochs, on_epoch=stop_after_first_epoch)
+    return torch.load(io.BytesIO(saved.getvalue()), weights_only=True)
 
-    for key, value in whole.model.state_dict().items():
-        assert torch.equal(value, resumed.model.state_dict()[key]), key
-    assert all(torch.equal(whole.best_state[key], resumed.best_state[key]) for key in whole.best_state)
-    assert without_time(whole.history) == without_time(resumed.history)
-    for index, state in whole.optimizer.state_dict()["state"].items():
+
+def assert_same_run(a: training.Trainer, b: training.Trainer) -> None:
+    for key, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[key]), key
+    assert a.best_state.keys() == b.best_state.keys()
+    assert all(torch.equal(a.best_state[key], b.best_state[key]) for key in a.best_state)
+    assert [log.curve() for log in a.history] == [log.curve() for log in b.history]
+
+
+def test_resume_after_an_epoch_gives_the_uninterrupted_state():
+    whole = run(epochs=3)
+    state = resume_point_after_epoch_one(epochs=3)
+    resumed = run(epochs=3, resume=state)
+    assert len(state["history"]) == 1 and len(resumed.history) == 3
+    assert_same_run(whole, resumed)
+    for index, optimizer_state in whole.optimizer.state_dict()["state"].items():
         assert all(
-            torch.equal(value, resumed.optimizer.state_dict()["state"][index][key]) for key, value in state.items()
+            torch.equal(value, resumed.optimizer.state_dict()["state"][index][key])
+            for key, value in optimizer_state.items()
         )
 
 
-def without_time(history: list[training.EpochLog]) -> list[tuple]:
-    return [(log.epoch, log.train_loss, log.train_accuracy, log.val_loss, log.val_accuracy, log.lr) for log in history]
+def renamed_weights(state: dict) -> dict:
+    return {**state, "model": {f"old.{key}": value for key, value in state["model"].items()}}
+
+
+def without_best_accuracy(state: dict) -> dict:
+    """Fails at its last field, once the weights, generators and history have loaded."""
+    return {key: value for key, value in state.items() if key != "best_accuracy"}
+
+
+@pytest.mark.parametrize("damage", [renamed_weights, without_best_accuracy])
+def test_a_resume_point_that_does_not_fit_is_one_warning_and_a_fresh_run(capsys, damage):
+    fresh = run(epochs=2)
+    bad = damage(resume_point_after_epoch_one(epochs=2))
+    capsys.readouterr()
+    resumed = run(epochs=2, resume=bad)
+    [warning] = capsys.readouterr().err.splitlines()
+    assert warning.startswith("warning: the resume point does not fit this model (")
+    assert warning.endswith("); training from the start")
+    assert_same_run(fresh, resumed)
 
 
 def test_batch_norm_statistics_are_recomputed_from_the_images():
@@ -102,9 +132,22 @@ def test_batch_norm_statistics_are_recomputed_from_the_images():
     model.eval()
     training.recalibrate_batch_norm(model, TRAIN.images, RUNTIME, batch_size=100)
     with torch.no_grad():
-        features = model[0](inference.normalize(inference.to_float(TRAIN.images), RUNTIME))
+        features = model[0](inference.to_float(TRAIN.images))
     assert torch.allclose(norm.running_mean, features.mean((0, 2, 3)), atol=1e-5)
     assert norm.momentum == 0.1 and not model.training and not norm.training  # left as it was found
+
+
+def test_recalibration_skips_a_last_batch_of_one_image():
+    """Maps of 1 x 1 (resnet18's last) leave batch norm one value per channel from one image: too few."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 28), torch.nn.BatchNorm2d(2))  # 28 x 28 -> 1 x 1
+    images = TRAIN.images[:33]
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        model.train()(inference.to_float(images[32:]))  # what recalibrating on the last batch alone would do
+    training.recalibrate_batch_norm(model, images, RUNTIME, batch_size=32)
+    with torch.no_grad():
+        first_batch = model[0](inference.to_float(images[:32])).flatten(1)
+    assert torch.allclose(model[1].running_mean, first_batch.mean(0), atol=1e-6)
+    assert torch.allclose(model[1].running_var, first_batch.var(0), rtol=1e-5)
 
 
 def test_lookahead_pulls_the_weights_to_the_slow_copy_every_few_steps_and_keeps_it_at_the_end():
@@ -124,27 +167,29 @@ def test_lookahead_pulls_the_weights_to_the_slow_copy_every_few_steps_and_keeps_
     assert torch.allclose(model.weight, slow + (1 - decay))
 
 
-def config_with(**changes) -> settings.Training:
-    return config.parse({"models": {"m": {"arch": "cnn", "lr": 2.0, **changes}}}).models["m"].training
+def recipe_with(**changes) -> settings.Recipe:
+    return parse.parse({"models": {"m": {"arch": "cnn", "lr": 2.0, **changes}}}).models["m"].recipe
 
 
 def test_the_schedule_warms_up_from_and_decays_to_the_given_factors():
-    cfg = config_with(scheduler="onecycle", warmup_from=0.2, decay_to=0.07)
+    cfg = recipe_with(scheduler="onecycle", warmup_from=0.2, decay_to=0.07)
     factors = [training.lr_factor(step, 100, 23, cfg) for step in range(100)]
     assert factors[0] == pytest.approx(0.2 + 0.8 / 23) and factors[22] == 1.0
     assert factors[-1] == pytest.approx(0.07 + 0.93 / 77) and factors == sorted(factors[:23]) + sorted(
         factors[23:], reverse=True
     )
+    assert training.lr_factor(5, 10, 0, recipe_with(scheduler="cosine")) == pytest.approx(0.5)
+    assert training.lr_factor(9, 10, 0, recipe_with(scheduler="constant")) == 1.0
 
 
 def test_batch_norm_parameters_learn_faster_and_decay_at_the_same_absolute_rate():
-    cfg = config_with(weight_decay=0.01, bias_lr_factor=64, decay_all=True)
+    cfg = recipe_with(weight_decay=0.01, bias_lr_factor=64, decay_all=True)
     model = models.build(cfg.arch, cfg.options)
     weights, biases, norms = training.parameter_groups(model, cfg)
     assert norms["lr"] == 2.0 * 64 and norms["lr"] * norms["weight_decay"] == pytest.approx(2.0 * 0.01)
     assert biases["weight_decay"] == weights["weight_decay"] == 0.01
     assert len(norms["params"]) == 2 * 6 and all(p.ndim == 1 for p in norms["params"])  # 6 batch norms
-    assert training.parameter_groups(model, config_with(weight_decay=0.01))[1]["weight_decay"] == 0.0
+    assert training.parameter_groups(model, recipe_with(weight_decay=0.01))[1]["weight_decay"] == 0.0
 
 
 def test_six_view_tta_averages_the_mirror_and_the_shifted_views():
@@ -160,15 +205,10 @@ def test_six_view_tta_averages_the_mirror_and_the_shifted_views():
 
 
 def test_a_diverged_loss_stops_training_with_one_line_before_anything_is_kept():
-    run = trainer(epochs=2)
-    run.loss_fn = lambda logits, labels: logits.sum() * float("nan")
+    cfg = recipe(epochs=2)
+    trainer = training.Trainer(untrained(cfg), cfg, RUNTIME, TRAIN, VAL, World())
+    trainer.loss_fn = lambda logits, labels: logits.sum() * float("nan")  # the loss the fit loop checks
     kept = []
     with pytest.raises(training.Diverged, match=r"models.m.lr = 0.01: the training loss diverged \(nan\) in epoch 1"):
-        run.fit(TRAIN, VAL, Silent(), on_epoch=kept.append)
-    assert kept == [] and run.history == []
-
-
-def test_recalibration_skips_a_last_batch_of_one_image():
-    """resnet18 ends at 1 x 1 maps, where batch norm in training mode needs two images."""
-    model = models.build("resnet18", {"downsample": 4, "whiten": False})
-    training.recalibrate_batch_norm(model, TRAIN.images[:33], RUNTIME, batch_size=32)
+        trainer.fit(Silent(), on_epoch=kept.append)
+    assert kept == [] and trainer.history == []
