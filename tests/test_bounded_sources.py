@@ -53,7 +53,7 @@ except sources.DataError as error:
         text=True,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)),
     )
-    assert result.stdout.strip() == f"f: more bytes, not {idx.TRAIN_LABELS.size}", result.stderr
+    assert result.stdout.strip() == "f: checksum mismatch (altered or truncated)", result.stderr
 
 
 def fetch_error(source: sources.Source, file: idx.IdxFile) -> str:

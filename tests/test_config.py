@@ -235,7 +235,15 @@ def test_settings_read_back_from_configures_files_equal_the_parsed_ones(tmp_path
         assert type(written).read(tmp_path / "s.json") == written
 
 
-@pytest.mark.parametrize("content, problem", [(None, "missing"), ("{", "unreadable (JSONDecodeError")])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (None, "missing"),
+        ("{", "unreadable or out of date (JSONDecodeError"),
+        ('{"name": "m", "arch": "mlp", "lr": 0.1, "augment": {}, "a_key_older_code_wrote": 1}', "unreadable or out"),
+        ('{"name": "m"}', "unreadable or out of date (KeyError"),
+    ],
+)
 def test_a_missing_or_damaged_settings_file_is_one_line_with_the_fix(tmp_path, content, problem):
     path = tmp_path / "m" / "train.json"
     if content is not None:

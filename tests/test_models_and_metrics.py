@@ -167,10 +167,13 @@ def test_checkpoint_round_trip_keeps_the_normalisation_in_the_weights(tmp_path):
         ({"arch": None}, "'arch'"),
         ({"arch": "transformer"}, "'transformer'"),
         ({"options": {"width": 8}}, "mlp() got an unexpected keyword argument 'width'"),
-        ({"options": {"hidden": [16], "dropout": 0.0}}, "loading state_dict"),
-        ({"arch": "logreg", "options": {}}, "loading state_dict"),
-        ({"state_dict": {}}, "loading state_dict"),
-        ({"state_dict": models.mlp([8], 0.0).state_dict()}, "loading state_dict"),  # from before Normalize
+        ({"options": {"hidden": [16], "dropout": 0.0}}, "size mismatch for 1.1.weight"),
+        ({"arch": "logreg", "options": {}}, "Unexpected key(s) in state_dict"),
+        ({"state_dict": {}}, 'Missing key(s) in state_dict: "0.mean"'),
+        (
+            {"state_dict": models.mlp([8], 0.0).state_dict()},
+            'Missing key(s) in state_dict: "0.mean"',
+        ),  # before Normalize
     ],
     ids=["no-arch", "unknown-arch", "unknown-option", "other-widths", "other-arch", "no-weights", "old-layout"],
 )
@@ -198,6 +201,12 @@ def test_a_missing_or_damaged_file_is_one_line_naming_it(tmp_path, content, reas
         path.write_bytes(content)
     with pytest.raises(DataError, match=rf"^{path}: {reason}"):
         checkpoint.load(path)
+
+
+def test_a_file_holding_a_bare_tensor_is_not_a_checkpoint(tmp_path):
+    torch.save(torch.zeros(3), tmp_path / "t.pt")
+    with pytest.raises(DataError, match=r"not a checkpoint this code can load \(a Tensor, not a dict\)$"):
+        checkpoint.load(tmp_path / "t.pt")
 
 
 def test_a_bare_state_dict_is_not_a_checkpoint(tmp_path):

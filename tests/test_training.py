@@ -209,6 +209,8 @@ def test_a_diverged_loss_stops_training_with_one_line_before_anything_is_kept():
     trainer = training.Trainer(untrained(cfg), cfg, RUNTIME, TRAIN, VAL, World())
     trainer.loss_fn = lambda logits, labels: logits.sum() * float("nan")  # the loss the fit loop checks
     kept = []
-    with pytest.raises(training.Diverged, match=r"models.m.lr = 0.01: the training loss diverged \(nan\) in epoch 1"):
+    with pytest.raises(
+        training.Diverged, match=r"lr = 0.01: training diverged in epoch 1 \(the training loss is nan\)"
+    ):
         trainer.fit(Silent(), on_epoch=kept.append)
     assert kept == [] and trainer.history == []

@@ -8,6 +8,7 @@ reruns configure alone); the JSON Schema and params.yaml's comment block are gen
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -174,8 +175,7 @@ class Recipe:
 
     @classmethod
     def read(cls, path: Path) -> "Recipe":
-        written = read_json(path)
-        return cls(**{**written, "augment": Augment(**written["augment"])})
+        return read_json(path, lambda written: cls(**{**written, "augment": Augment(**written["augment"])}))
 
     def key(self, name: str, params: Path = Path("params.yaml")) -> str:
         """`name` as params.yaml spells it for this model: under the model, or as the global.
@@ -198,7 +198,7 @@ class Recipe:
         A new setting at its default changes nothing here, so what is keyed on this (logged
         trials, resume points) stays valid when one is added.
         """
-        defaults = flat(asdict(Recipe(self.name, self.arch, self.lr, options=asdict(ARCH_OPTIONS[self.arch]()))))
+        defaults = flat(asdict(type(self)(self.name, self.arch, self.lr, options=asdict(ARCH_OPTIONS[self.arch]()))))
         changed = {key: value for key, value in flat(asdict(self)).items() if defaults.get(key, MISSING) != value}
         return {"arch": self.arch, "lr": self.lr} | changed  # required: no default to differ from
 
@@ -219,7 +219,7 @@ class Evaluation:
 
     @classmethod
     def read(cls, path: Path) -> "Evaluation":
-        return cls(**read_json(path))
+        return read_json(path, lambda written: cls(**written))
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ class Data:
 
     @classmethod
     def read(cls, path: Path) -> "Data":
-        return cls(**read_json(path))
+        return read_json(path, lambda written: cls(**written))
 
 
 def declared(cls: type, scope: str | None = None) -> list:
@@ -245,14 +245,15 @@ def default(f) -> Any:
     return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
-def read_json(path: Path) -> dict:
+def read_json(path: Path, build: Callable[[dict], Any]) -> Any:
+    """`build` applied to configure's JSON file; one line, naming the fix, if it is missing or from older code."""
     rerun = "run: python -m stages.configure"
     try:
-        return json.loads(Path(path).read_text())
+        return build(json.loads(Path(path).read_text()))
     except FileNotFoundError:
         raise ConfigError(f"{path}: missing ({rerun})") from None
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"{path}: unreadable ({type(error).__name__}; {rerun})") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:  # damaged, or written by older code
+        raise ConfigError(f"{path}: unreadable or out of date ({type(error).__name__}; {rerun})") from None
 
 
 def flat(settings: dict, prefix: str = "") -> dict[str, Any]:

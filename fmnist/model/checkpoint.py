@@ -44,10 +44,14 @@ def load(path: Path) -> tuple[nn.Module, dict]:
         raise DataError(f"{path}: missing; run the train stage first") from None
     except Exception as error:  # torch.load raises many types for a damaged file
         raise DataError(f"{path}: unreadable checkpoint ({type(error).__name__})") from None
+    if not isinstance(saved, dict):
+        raise DataError(f"{path}: not a checkpoint this code can load (a {type(saved).__name__}, not a dict)")
     try:
         model = models.build(saved["arch"], saved["options"])
         model.load_state_dict(saved["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
-        why = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DataError(f"{path}: not a checkpoint this code can load ({why[:200]})") from None
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+        # torch's misfit message opens with a line naming only the class; the next names the keys.
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+        why = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
+        raise DataError(f"{path}: not a checkpoint this code can load ({why[:160]})") from None
     return model, saved
