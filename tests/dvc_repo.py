@@ -13,6 +13,7 @@ import yaml
 from filelock import FileLock
 
 from tests import project
+from tools.project import set_dotted
 
 MODELS = project.DVC_MODELS
 
@@ -85,9 +86,4 @@ def every(*stages: str) -> set[str]:
 
 def set_param(repo, dotted_key: str, value) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    *parents, key = dotted_key.split(".")
-    section = params
-    for parent in parents:
-        section = section[parent]
-    section[key] = value
-    project.write_params(repo, params)
+    project.write_params(repo, set_dotted(params, dotted_key, value))

@@ -14,8 +14,11 @@ import yaml
 
 from fmnist.core import paths
 from tests.synthetic import write_raw
+from tools.project import ROOT, copy_project, set_dotted
 
-ROOT = Path(__file__).resolve().parents[1]
+# What a test repository takes from this checkout: the pipeline and the code its stages run (the
+# stages import nothing from tools/), and what git and DVC must ignore. Not params.yaml, dvc.lock
+# or the committed results: a test writes its own params and runs its own pipeline.
 CODE = ("dvc.yaml", "stages", "fmnist", ".dvcignore", ".gitignore")
 
 # Small enough for seconds per model on two CPU cores, large enough to learn something.
@@ -24,13 +27,12 @@ SMALL_PARAMS = {
     "val_size": 100,
     "batch_size": 64,
     "eval_batch_size": 256,
-    "models_override": {
-        "logreg": {"epochs": 2},
-        "mlp_small": {"epochs": 2},
-        "mlp": {"epochs": 2},
-        "cnn": {"channels": [4, 8]},
-        "resnet18": {"epochs": 1, "downsample": 4},
-    },
+    "models.logreg.epochs": 2,
+    "models.mlp_small.epochs": 2,
+    "models.mlp.epochs": 2,
+    "models.cnn.channels": [4, 8],
+    "models.resnet18.epochs": 1,
+    "models.resnet18.downsample": 4,
 }
 
 
@@ -42,12 +44,10 @@ DVC_MODELS = ("logreg", "mlp_small", "cnn")
 
 def small_params(models: tuple[str, ...] | None = None) -> dict:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    overrides = dict(SMALL_PARAMS)
-    for name, change in overrides.pop("models_override").items():
-        params["models"][name].update(change)
+    for key, value in SMALL_PARAMS.items():
+        set_dotted(params, key, value)
     # The DVC tests need one model on the global batch size and epochs, as the cnn is without its own.
     params["models"]["cnn"].pop("batch_size", None)
-    params.update(overrides)
     if models:
         params["models"] = {name: params["models"][name] for name in models}
     return params
@@ -67,8 +67,9 @@ def environment() -> dict:
     return env
 
 
-# Long enough for any one command here; a hang fails its test instead of stalling the whole suite.
-COMMAND_TIMEOUT = 900
+# Well above the longest command here (the baseline's `dvc repro` of the whole small pipeline,
+# a minute or two on two busy cores), so a hang fails its test instead of stalling the suite.
+COMMAND_TIMEOUT = 300
 
 
 def run(cwd: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -146,17 +147,15 @@ def write_params(repo: Path, params: dict) -> None:
 
 
 def copy_code(repo: Path) -> None:
-    for name in CODE:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, repo / name)
+    """CODE as git sees it in this checkout (tracked and new files; no caches, nothing ignored)."""
+    copy_project(repo)
+    for entry in repo.iterdir():
+        if entry.name not in CODE:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 def plain_project(repo: Path, params: dict | None = None) -> Path:
     """Code, small params and synthetic raw data: enough to run the stages without DVC."""
-    repo.mkdir(parents=True, exist_ok=True)
     copy_code(repo)
     write_params(repo, params or small_params())
     write_raw(repo / "data" / "raw")

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fmnist.core import paths
 from tests import project
 from tests.dvc_repo import MODELS, baseline, batch_size_branch, clean, every, ran, repo, reset, set_param  # noqa: F401 (fixtures)
-from tests.test_repository import import_closure
 
 pytestmark = pytest.mark.e2e  # real DVC commands: minutes, so outside `make test-fast`
 
@@ -29,73 +29,56 @@ def test_second_repro_runs_nothing(repo):
 def test_status_is_clean_and_lock_lists_every_model(repo):
     assert "up to date" in project.dvc(repo, "status").stdout
     lock = (repo / "dvc.lock").read_text()
-    for stage in every("configure", "train", "evaluate"):
+    for stage in {"configure"} | every("train", "evaluate"):
         assert f"{stage}:" in lock
 
 
 def test_a_global_that_some_models_override_does_not_retrain_them(repo):
     """logreg and mlp_small set their own epochs: only cnn, which uses the global, retrains."""
     result = project.dvc(repo, "exp", "run", "-S", "epochs=2")
-    assert ran(result.stdout) == every("configure") | {"train@cnn", "evaluate@cnn", "export@cnn", "summarize"}
+    assert ran(result.stdout) == {"configure", "train@cnn", "evaluate@cnn", "export@cnn", "summarize"}
 
 
 def test_a_param_only_evaluation_reads_does_not_retrain(repo):
     result = project.dvc(repo, "exp", "run", "-S", "models.cnn.tta_views=2")
-    assert ran(result.stdout) == {
-        "configure@cnn",
-        "evaluate@cnn",
-        "export@cnn",
-        "summarize",
-    }  # views are inside the export
+    assert ran(result.stdout) == {"configure", "evaluate@cnn", "export@cnn", "summarize"}  # views are in the export
 
 
-def stage_instances(repo) -> dict[str, str]:
-    """Every stage's name in DVC's output (train@cnn) and the module its command runs."""
-    pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
-    instances = {}
-    for stage, declared in pipeline["stages"].items():
-        module = (declared.get("do") or declared)["cmd"].split()[2]
-        names = [f"{stage}@{name}" for name in MODELS] if "foreach" in declared else [stage]
-        instances.update(dict.fromkeys(names, module))
-    return instances
+def stale(repo) -> set[str]:
+    """The stages `dvc status` names: those whose own deps changed (what follows them, once they rerun)."""
+    return set(json.loads(project.dvc(repo, "status", "--json").stdout))
 
 
-# What an edit to each module may change: the modules follow stage lines, so that a message or a
-# check reruns configure alone, a progress bar or launcher edit train alone, a picture's style only
-# evaluate and summarize.
-STAGES_AN_EDIT_CHANGES = {
-    "fmnist/config.py": {"prepare", "configure", "summarize"},
-    "fmnist/progress.py": {"train"},
-    "fmnist/distributed.py": {"train"},
-    "fmnist/training.py": {"train"},
-    "fmnist/augment.py": {"train"},
-    "fmnist/inference.py": {"train", "evaluate", "export"},
-    "fmnist/export.py": {"export"},
-    "fmnist/plots.py": {"evaluate", "summarize"},
-    "fmnist/leaderboard.py": {"summarize"},
-    "fmnist/live.py": {"train"},
-    "fmnist/cards.py": {"summarize"},
+def edit(repo, source: str) -> None:
+    """A change to `source` that changes no result: a comment at its end."""
+    with open(repo / source, "a") as file:
+        file.write("\n# an edit that changes no result\n")
+
+
+# What an edit to each package of fmnist/ makes stale: a message or a check of params.yaml
+# reruns configure alone, a plot's style evaluate and summarize, the training loop every train.
+STALE_AFTER_AN_EDIT_TO = {
+    "fmnist/params/parse.py": {"configure"},
+    "fmnist/report/plots.py": every("evaluate") | {"summarize"},
+    "fmnist/train/training.py": every("train"),
+    "fmnist/model/models.py": every("train", "evaluate", "export"),
+    "fmnist/data/splits.py": {"download", "prepare"} | every("train", "evaluate"),
 }
 
 
-def test_an_edit_to_a_module_changes_only_the_stages_it_can_change(repo):
-    for module, expected in STAGES_AN_EDIT_CHANGES.items():
-        source = repo / module
-        original = source.read_text()
-        source.write_text(original + "\n# an edit\n")
-        status = json.loads(project.dvc(repo, "status", "--json").stdout)
-        source.write_text(original)
-        assert {name.split("@")[0] for name in status} == expected, module
+@pytest.mark.parametrize("source", STALE_AFTER_AN_EDIT_TO)
+def test_an_edit_to_a_package_makes_stale_only_the_stages_it_can_change(repo, source):
+    edit(repo, source)
+    assert stale(repo) == STALE_AFTER_AN_EDIT_TO[source]
 
 
-@pytest.mark.parametrize("module", ["fmnist/config.py", "fmnist/metrics.py", "fmnist/leaderboard.py"])
-def test_editing_a_library_module_reruns_exactly_the_stages_that_import_it(repo, module):
-    """config.py: configure reruns, its files come out identical, so no model retrains or re-evaluates."""
-    with open(repo / module, "a") as source:
-        source.write("\n# an edit that changes no result\n")
-    expected = {name for name, entry in stage_instances(repo).items() if module in import_closure(entry)}
-    assert expected  # each module here is imported by some stage
-    assert ran(project.dvc(repo, "repro").stdout) == expected
+def test_an_edit_to_the_params_checks_reruns_configure_alone_which_changes_nothing(repo):
+    """configure reruns; its files come out identical, so DVC skips every stage after it."""
+    configs = {path: path.read_bytes() for path in sorted((repo / paths.CONFIGS).rglob("*")) if path.is_file()}
+    edit(repo, "fmnist/params/parse.py")
+    assert ran(project.dvc(repo, "repro").stdout) == {"configure"}
+    assert {path: path.read_bytes() for path in sorted((repo / paths.CONFIGS).rglob("*")) if path.is_file()} == configs
+    assert stale(repo) == set()
 
 
 def test_removing_a_model_drops_it_from_the_leaderboard_metrics_and_cards(repo):
@@ -105,7 +88,12 @@ def test_removing_a_model_drops_it_from_the_leaderboard_metrics_and_cards(repo):
     project.dvc(repo, "repro")
     board = json.loads((repo / "reports" / "leaderboard.json").read_text())
     assert {row["model"] for row in board} == set(MODELS) - {"logreg"}
-    for gone in ("metrics/logreg.json", "plots/curves/logreg.csv", "reports/model_cards/logreg.md"):
+    for gone in (
+        "metrics/logreg.json",
+        "plots/curves/logreg.csv",
+        "reports/timing/logreg.json",
+        "reports/model_cards/logreg.md",
+    ):
         assert not (repo / gone).exists(), gone
 
 
@@ -113,7 +101,7 @@ def test_rerunning_earlier_params_restores_from_run_cache(repo):
     """Params that ran before train nothing: DVC's run-cache restores the model and its results."""
     changed = project.dvc(repo, "exp", "run", "-S", "models.mlp_small.lr=0.005")
     assert ran(changed.stdout) == {
-        "configure@mlp_small",
+        "configure",
         "train@mlp_small",
         "evaluate@mlp_small",
         "export@mlp_small",

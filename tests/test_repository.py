@@ -1,18 +1,18 @@
 """dvc.yaml, params.yaml and the code agree with one another."""
 
 import ast
-import json
 import re
+import subprocess
 from pathlib import Path
 
 import yaml
 
-from fmnist.core import paths
-from fmnist.params import config
+from fmnist.core import paths, settings
+from fmnist.params import parse
+from tools.project import ROOT, spelled_out, stage_commands
 
-ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-PARAMS = config.load(ROOT / "params.yaml")
+PARAMS = parse.load(ROOT / "params.yaml")
 MODELS = list(PARAMS.models)
 
 
@@ -20,86 +20,153 @@ def declared(stage: str) -> dict:
     return PIPELINE["stages"][stage].get("do") or PIPELINE["stages"][stage]
 
 
-def fmnist_imports(module: str) -> set[str]:
-    """The fmnist modules one module imports under DVC, by name (fmnist.x), from its source.
+def source(module: str) -> Path:
+    """The file a module's code is in: its .py, or its package's __init__.py."""
+    path = ROOT / module.replace(".", "/")
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
-    Imports inside `if "DVC_STAGE" not in os.environ:` run only when a stage runs as plain Python
-    (settings.read_current), so they are not what DVC must hash.
-    """
-    tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())
+
+def is_module(name: str) -> bool:
+    return source(name).is_file()
+
+
+def imports(module: str) -> set[str]:
+    """The project's modules (fmnist.*, stages.*) that `module` imports, by name: at the top or
+    inside a function, which runs as surely, only later."""
     found = set()
-    for node in walk_under_dvc(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "fmnist":
-            found |= {f"fmnist.{alias.name}" for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fmnist."):
-            found.add(node.module)
-        elif isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names if alias.name.startswith("fmnist.")}
+    for node in ast.walk(ast.parse(source(module).read_text())):
+        if isinstance(node, ast.Import):
+            names = {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{module}: a relative import, which this walk would miss"
+            # `from fmnist.core import files` imports the module fmnist.core.files; `from x import name`, x alone.
+            names = {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+        else:
+            continue
+        found |= {name for name in names if name.split(".")[0] in ("fmnist", "stages") and is_module(name)}
     return found
 
 
-def walk_under_dvc(node: ast.AST):
-    yield node
-    for child in ast.iter_child_nodes(node):
-        if not (isinstance(child, ast.If) and "DVC_STAGE" in ast.unparse(child.test)):
-            yield from walk_under_dvc(child)
-
-
-def import_closure(module: str) -> set[str]:
-    """Every source file `python -m <module>` runs: the module and all fmnist modules it reaches."""
+def closure(module: str) -> set[str]:
+    """Every project module `python -m <module>` can run: what it imports, what those import, and
+    the packages around each (importing fmnist.core.files runs fmnist/__init__.py and
+    fmnist/core/__init__.py first)."""
     seen, todo = set(), [module]
     while todo:
         current = todo.pop()
         if current not in seen:
             seen.add(current)
-            todo.extend(fmnist_imports(current))
-    files = {current.replace(".", "/") + ".py" for current in seen}
-    # Importing any fmnist module runs the package's __init__ first (it sets cuBLAS's workspace).
-    return files | {"fmnist/__init__.py"} if any(f.startswith("fmnist/") for f in files) else files
+            parts = current.split(".")
+            todo += [".".join(parts[:end]) for end in range(1, len(parts))]
+            todo += imports(current)
+    return seen
 
 
-def stage_closure(stage: str) -> set[str]:
-    command = re.fullmatch(r"python -m (stages\.\w+)( \$\{key\})?", declared(stage)["cmd"])
-    assert command, f"{stage}: cmd is not `python -m stages.<name>`"
-    return import_closure(command.group(1))
+def packages(modules: set[str]) -> set[str]:
+    """The folders of fmnist/ that modules are in (fmnist.core.files: fmnist/core)."""
+    return {"/".join(module.split(".")[:2]) for module in modules if module.count(".") and module.startswith("fmnist.")}
 
 
-def test_every_stage_depends_on_exactly_the_code_it_imports():
-    for stage in PIPELINE["stages"]:
-        code = {dep for dep in declared(stage)["deps"] if dep.endswith(".py")}
-        needed = stage_closure(stage)
-        missing, extra = sorted(needed - code), sorted(code - needed)
-        assert not missing, f"{stage}: imports {', '.join(missing)} but does not list it in deps"
-        assert not extra, f"{stage}: lists {', '.join(extra)} in deps but never imports it"
+def stage_modules() -> dict[str, str]:
+    """Each stage of dvc.yaml and the module its command runs, whatever the model."""
+    modules = {}
+    for name, argv in stage_commands(ROOT):
+        assert argv[:2] == ["python", "-m"], f"{name}: its cmd is not `python -m <module>`"
+        modules[name.split("@")[0]] = argv[2]
+    return modules
 
 
-def test_closure_follows_imports_through_library_modules():
-    assert "fmnist/models.py" in stage_closure("evaluate")  # via checkpoint, not imported directly
-    assert "fmnist/__init__.py" in stage_closure("evaluate")
-    assert "fmnist/training.py" not in stage_closure("configure")
+def test_every_stage_depends_on_exactly_the_packages_and_scripts_it_imports():
+    """DVC reruns a stage when a folder in its deps changes: it must list every package of fmnist/
+    its command can reach, so no edit goes unseen, and no other, so no edit reruns it for nothing."""
+    for stage, module in stage_modules().items():
+        reached, deps = closure(module), set(declared(stage)["deps"])
+        listed = {dep for dep in deps if dep.startswith("fmnist/")}
+        assert packages(reached) == listed, f"{stage}: reaches {sorted(packages(reached))}, lists {sorted(listed)}"
+        scripts = {source(m).relative_to(ROOT).as_posix() for m in reached if m.startswith("stages.")}
+        assert scripts == {dep for dep in deps if dep.startswith("stages/")}, stage
 
 
-def test_configure_lists_every_global_and_the_models_own_section():
-    assert declared("configure")["params"] == [*config.GLOBALS, "models.${key}"]
+def test_the_top_packages_which_no_stage_lists_hold_no_code():
+    """fmnist/__init__.py and stages/__init__.py run before every stage, yet no stage depends on
+    them: what they may hold is a docstring, which no result can depend on."""
+    for init in ("fmnist/__init__.py", "stages/__init__.py"):
+        body = ast.parse((ROOT / init).read_text()).body
+        assert all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body), init
 
 
-def test_train_and_evaluate_read_settings_from_configure_not_params():
-    configured = {str(paths.train_config("${key}")), str(paths.evaluate_config("${key}"))}
-    assert set(declared("configure")["outs"]) == configured
-    for stage, path in (("train", paths.train_config("${key}")), ("evaluate", paths.evaluate_config("${key}"))):
-        assert "params" not in declared(stage) and str(path) in declared(stage)["deps"]
+def test_closure_follows_imports_through_library_modules_and_functions():
+    assert "fmnist.model.device" in closure("stages.export")  # via fmnist.model.export and inference
+    assert {"fmnist", "fmnist.model"} <= closure("stages.export")  # the packages' __init__ run first
+    assert packages(closure("stages.configure")) == {"fmnist/core", "fmnist/params"}
+    assert "fmnist.predict.predict" in closure("fmnist.__main__")  # imported inside a function
+    assert packages({"fmnist", "fmnist.core", "fmnist.core.files"}) == {"fmnist/core"}
+
+
+def modules_under(name: str) -> list[str]:
+    """The module `name`, or every module of the package or folder `name`."""
+    folder = ROOT / name.replace(".", "/")
+    if not folder.is_dir():
+        return [name]
+    return [".".join(path.relative_to(ROOT).with_suffix("").parts) for path in sorted(folder.rglob("*.py"))]
+
+
+# Imports run one way, so that an edit reruns only what lies downstream of it: core is below
+# everything, data reads files, a model is built and run without training, a report or params.yaml;
+# training never waits on a report or a check of params.yaml; predict is the CLI's, no stage's.
+NEVER_REACHES = {
+    "fmnist.core": ("fmnist.data", "fmnist.model", "fmnist.train", "fmnist.report", "fmnist.params", "fmnist.predict"),
+    "fmnist.data": ("fmnist.model", "fmnist.train", "fmnist.report", "fmnist.params", "fmnist.predict"),
+    "fmnist.model": ("fmnist.train", "fmnist.report", "fmnist.params"),
+    "stages.train": ("fmnist.report", "fmnist.params"),
+    "stages": ("fmnist.predict",),
+}
+
+
+def test_imports_run_one_way():
+    for where, forbidden in NEVER_REACHES.items():
+        for module in modules_under(where):
+            wrong = sorted(m for m in closure(module) if m.startswith(forbidden))
+            assert not wrong, f"{module} reaches {', '.join(wrong)}"
+
+
+def test_configure_alone_reads_params_yaml_and_every_key_of_it():
+    """One stage per file read: configure validates all of params.yaml, which DVC hands it key by key."""
+    top_level = [f.name for f in settings.declared(settings.Recipe, settings.GLOBAL)]
+    top_level += [f.name for f in settings.declared(settings.Data, settings.DATA)] + ["models"]
+    assert declared("configure")["params"] == top_level
+    assert set(yaml.safe_load((ROOT / "params.yaml").read_text())) == set(top_level)  # DVC fails on a missing one
+    assert [stage for stage in PIPELINE["stages"] if "params" in declared(stage)] == ["configure"]
+
+
+def test_later_stages_depend_on_the_settings_configure_wrote_that_they_read():
+    assert declared("configure")["outs"] == [str(paths.CONFIGS)]
+    key = "${key}"
+    reads = {
+        "download": set(),
+        "prepare": {paths.DATA_CONFIG},
+        "train": {paths.train_config(key)},
+        "evaluate": {paths.train_config(key), paths.evaluate_config(key)},
+        "export": {paths.evaluate_config(key)},
+        "summarize": {paths.CONFIGS},  # which models there are, and all their settings for the cards
+    }
+    assert set(reads) == set(PIPELINE["stages"]) - {"configure"}
+    for stage, configs in reads.items():
+        deps = {dep for dep in declared(stage)["deps"] if dep.split("/")[0] == str(paths.CONFIGS)}
+        assert deps == {str(config) for config in configs}, stage
 
 
 def test_every_model_and_its_export_is_a_registered_artifact():
     artifacts = PIPELINE["artifacts"]
     dashed = {name: name.replace("_", "-") for name in MODELS}
     assert set(artifacts) == set(dashed.values()) | {f"{art}-export" for art in dashed.values()}
-    for name, cfg in PARAMS.models.items():
+    for name, model in PARAMS.models.items():
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", dashed[name])
         weights, export = artifacts[dashed[name]], artifacts[f"{dashed[name]}-export"]
         assert weights["path"] == str(paths.model(name)) and export["path"] == str(paths.export(name))
         for artifact in (weights, export):
-            assert artifact["type"] == "model" and artifact["desc"] and artifact["meta"] == {"arch": cfg.training.arch}
+            assert artifact["type"] == "model" and artifact["desc"]
+            assert artifact["meta"] == {"arch": model.recipe.arch}
         assert export["labels"] == ["export", "pt2"]
 
 
@@ -129,6 +196,7 @@ def test_stage_outputs_are_where_the_code_writes():
     assert outputs("train") == {str(paths.model(key)), str(paths.curves(key)), str(paths.timing(key))}
     assert outputs("evaluate") == {
         str(paths.test_metrics(key)),
+        str(paths.details(key)),
         str(paths.provenance(key)),
         str(paths.confusion(key)),
         str(paths.confusion_png(key)),
@@ -136,24 +204,25 @@ def test_stage_outputs_are_where_the_code_writes():
     }
     published = paths.published(key)
     assert {str(result) for result in published} == (outputs("train") - {str(paths.model(key))}) | outputs("evaluate")
-    assert {next(iter(out)) for out in PIPELINE["stages"]["summarize"]["outs"]} == {
-        str(paths.METRICS),
-        str(paths.PLOTS),
-        str(paths.REPORTS),
-    }
-    assert published[paths.provenance(key)].parts[0] == "reports"  # git-tracked, but not read as metrics
-    assert all(
-        copy.parts[0] in ("metrics", "plots") for result, copy in published.items() if result != paths.provenance(key)
-    )
+    assert outputs("summarize") == {str(paths.METRICS), str(paths.PLOTS), str(paths.REPORTS)}
+    # DVC reads every file under metrics/ as metrics: the headline numbers alone go there, the
+    # rest where git tracks it without adding columns to `dvc exp show`.
     assert PIPELINE["metrics"] == [str(paths.METRICS)]
+    assert {copy for copy in published.values() if copy.parts[0] == str(paths.METRICS)} == {
+        published[paths.test_metrics(key)]
+    }
+    for result in (paths.details(key), paths.provenance(key), paths.timing(key)):
+        assert published[result].parts[0] == str(paths.REPORTS), result
+    for result in (paths.curves(key), paths.confusion(key), paths.confusion_png(key), paths.predictions_png(key)):
+        assert published[result].parts[0] == str(paths.PLOTS), result
     assert outputs("export") == {str(paths.export(key))}
-    assert PIPELINE["stages"]["prepare"]["outs"] == [str(paths.PREPARED)]
-    assert PIPELINE["stages"]["download"]["outs"] == [str(paths.RAW)]
+    assert outputs("prepare") == {str(paths.PREPARED)}
+    assert outputs("download") == {str(paths.RAW)}
 
 
 def test_stage_outputs_are_all_cached():
     """DVC's run-cache skips any stage with a `cache: false` output; these must stay restorable."""
-    for stage in ("configure", "train", "evaluate", "export"):
+    for stage in ("download", "configure", "prepare", "train", "evaluate", "export"):
         for kind in ("outs", "plots"):
             for out in declared(stage).get(kind, []):
                 assert isinstance(out, str) or next(iter(out.values())).get("cache", True), (stage, out)
@@ -170,78 +239,14 @@ def test_each_stage_runs_its_own_script():
         assert f"stages/{name}.py" in declared(name)["deps"]
 
 
-def test_the_readme_results_table_is_the_committed_leaderboard():
-    """The README's figures cannot go stale: its table is summarize's leaderboard, line for line."""
-    board = (ROOT / paths.REPORTS / "leaderboard.md").read_text()
-    assert board in (ROOT / "README.md").read_text()
-
-
-def test_the_readmes_seed_0_row_is_the_committed_cnn():
-    metrics = json.loads((ROOT / paths.METRICS / "cnn.json").read_text())
-    row = f"| 0 (`dvc repro`, the table above) | {metrics['test_accuracy']:.4f} |"
-    assert row in (ROOT / "README.md").read_text()
-
-
-DTYPES = ("torch.bfloat16", "torch.float32")  # the seed tables' two precisions, in their order
-
-
-def logged_test_runs(model: str, dtype: str) -> list[dict]:
-    """Seeds 0-2 of the model's recipe as params.yaml has it now, as
-    `python -m bench.trials MODEL --seeds 0 1 2 --test` logged them in bench/trials.jsonl."""
-    from bench import trials
-
-    runs = []
-    for seed in (0, 1, 2):
-        recipe = trials.with_overrides(model, {"seed": seed}, ROOT / "params.yaml").training.fingerprint()
-        run = trials.recorded(ROOT / "bench" / "trials.jsonl", {"model": model, "recipe": recipe, "dtype": dtype}, True)
-        assert run, f"{model}: no logged test run of seed {seed} in {dtype}"
-        runs.append(run)
-    return runs
-
-
-def test_the_readmes_seed_table_is_the_logged_trials_of_the_committed_recipe():
-    from bench import trials
-
-    rows = {
-        line.split("|")[1].strip(): line.split("|")[2:4]
-        for line in (ROOT / "README.md").read_text().splitlines()
-        if line.startswith(("| 0 (`dvc repro`", "| 1 |", "| 2 |", "| mean (worst) |"))
-    }
-    for column, dtype in enumerate(DTYPES):
-        tests = [run["test"] for run in logged_test_runs("cnn", dtype)]
-        for seed, test in enumerate(tests):
-            shown = next(cells for label, cells in rows.items() if label.startswith(str(seed)))
-            assert shown[column].strip() == f"{test:.4f}", (seed, dtype)
-        assert rows["mean (worst)"][column].strip() == trials.summary(tests), dtype
-
-
-def seed_tables(text: str) -> dict[str, list[list[str]]]:
-    """docs/results.md's per-seed tables, each keyed by the model its `--test` command above it names."""
-    tables: dict[str, list[list[str]]] = {}
-    model = None
-    for line in text.splitlines():
-        if match := re.match(r"python -m bench.trials (\w+) --seeds 0 1 2 --test", line):
-            model = match[1]
-        elif model and re.match(r"\| (0 \(|1 \||2 \||mean)", line):
-            tables.setdefault(model, []).append([cell.strip().strip("*") for cell in line.split("|")[2:-1]])
-    return tables
-
-
-def test_the_docs_seed_tables_are_the_logged_trials_of_the_committed_recipes():
-    """Every cell of the cnn's and the mlp's seed tables but the mean seconds, both precisions."""
-    from bench import trials
-
-    tables = seed_tables((ROOT / "docs" / "results.md").read_text())
-    assert set(tables) == {"cnn", "mlp"}
-    for model, rows in tables.items():
-        views = str(trials.with_overrides(model, {}, ROOT / "params.yaml").evaluation.tta_views)
-        for offset, dtype in zip((0, 3), DTYPES):
-            runs = logged_test_runs(model, dtype)
-            for seed, (row, run) in enumerate(zip(rows, runs)):
-                cells = [f"{run['val'][views]:.4f}", f"{run['test']:.4f}", f"{run['train_seconds']:.1f}"]
-                assert row[offset : offset + 3] == cells, (model, seed, dtype)
-            vals, tests = [run["val"][views] for run in runs], [run["test"] for run in runs]
-            assert rows[3][offset : offset + 2] == [trials.summary(vals), trials.summary(tests)], (model, dtype)
+def test_the_readme_results_table_is_the_leaderboard_committed_at_head():
+    """The README's figures cannot go stale: its table is summarize's leaderboard as committed,
+    line for line. Read from git, not the workspace: a `make repro` on other hardware rewrites the
+    workspace's copy with that machine's figures, which leaves the committed README right."""
+    committed = subprocess.run(
+        ["git", "show", f"HEAD:{paths.REPORTS}/leaderboard.md"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert committed.startswith("| model |") and committed in (ROOT / "README.md").read_text()
 
 
 def documented_overrides() -> list[tuple[str, str]]:
@@ -267,8 +272,6 @@ def documented_overrides() -> list[tuple[str, str]]:
 def test_every_documented_dvc_override_names_a_key_params_yaml_has_or_appends_one():
     """DVC's Hydra overrides refuse `-S models.cnn.seed=1` where params.yaml has no such key: a key
     it lacks needs `+` (and one it has must not have it), or the command a reader copies fails."""
-    from bench.trials import spelled_out
-
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     overrides = documented_overrides()
     assert len(overrides) > 10
