@@ -11,11 +11,18 @@ from rich.console import Console
 from rich.table import Table
 
 from fmnist.core import cli, curves, files, paths
+from fmnist.core.errors import DataError
 from fmnist.report import cards, leaderboard, plots
 
 
 def main() -> None:
-    names = paths.models()
+    try:
+        summarize(paths.models())
+    except FileNotFoundError as error:  # the stages before it have not run (plain Python, in the wrong order)
+        raise DataError(f"{error.filename}: missing; run the stages before summarize first (dvc repro)") from None
+
+
+def summarize(names: list[str]) -> None:
     for name in names:
         for result, copy in paths.published(name).items():
             files.write_bytes(copy, result.read_bytes())

@@ -75,7 +75,7 @@ def announce(recipe, runtime, world, images: int, state: dict | None) -> None:
         f"train {recipe.name}: {recipe.arch} on {device.describe(runtime.device)}, {runtime.dtype}, "
         f"{images} images, {recipe.epochs} epochs"
         + (f", {world.size} processes" if world.size > 1 else "")
-        + (f", resuming after epoch {len(state['history'])}" if state else "")
+        + (f", a resume point after epoch {len(state['history'])}" if state else "")
     )
 
 

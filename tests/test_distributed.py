@@ -72,7 +72,7 @@ def test_two_rank_runs_are_bitwise_equal_and_ignore_a_corrupt_resume_point(repo)
     (repo / paths.resume("mlp")).write_bytes(b"not a checkpoint")
     result = project.stage(repo, "train", "mlp")  # nproc: 2, so the stage launches torchrun itself
     assert "2 processes" in result.stdout
-    assert "resuming" not in result.stdout  # and no rank waits for a state rank 0 could not read
+    assert "a resume point" not in result.stdout  # and no rank waits for a state rank 0 could not read
     assert (repo / MODEL).read_bytes() == first
 
 
@@ -96,7 +96,9 @@ def test_interrupted_run_resumes_to_the_same_weights(repo):
     assert crashed.returncode != 0
     assert not (repo / MODEL).exists()
     resumed = project.stage(repo, "train", "mlp")
-    assert "resuming after epoch 2" in resumed.stdout or "resuming after epoch 3" in resumed.stdout, resumed.stdout
+    assert "a resume point after epoch 2" in resumed.stdout or "a resume point after epoch 3" in resumed.stdout, (
+        resumed.stdout
+    )
     assert (repo / MODEL).read_bytes() == expected
 
 
@@ -126,7 +128,7 @@ def test_ctrl_c_stops_every_rank_and_the_run_resumes(repo):
         assert said in stderr and not [
             line for line in stderr.replace(said, "\n").splitlines() if line.strip() and ": epoch " not in line
         ], stderr
-        assert "resuming after epoch" in project.stage(repo, "train", "mlp").stdout
+        assert "a resume point after epoch" in project.stage(repo, "train", "mlp").stdout
     finally:
         project.write_params(repo, params)
         project.stage(repo, "configure")

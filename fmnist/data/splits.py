@@ -98,8 +98,13 @@ def load_split(directory: Path, name: str) -> Split:
 
 
 def load_training(directory: Path) -> Splits:
-    stats = json.loads((Path(directory) / "stats.json").read_text())
-    return Splits(load_split(directory, "train"), load_split(directory, "val"), stats["mean"], stats["std"])
+    train, val = load_split(directory, "train"), load_split(directory, "val")
+    path = Path(directory) / "stats.json"
+    try:
+        stats = json.loads(path.read_text())
+        return Splits(train, val, float(stats["mean"]), float(stats["std"]))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(f"{path}: unreadable ({type(error).__name__}); rerun dvc repro prepare") from None
 
 
 def check_size(key: str, value: int, available: int) -> None:

@@ -7,7 +7,7 @@ COLUMNS = (
     ("test_macro_f1", "macro-F1", "{:.4f}"),
     ("test_loss", "test loss", "{:.4f}"),
     ("best_val_accuracy", "best val acc", "{:.4f}"),
-)  # no wall time: a rerun of the same params must leave the leaderboard as it was (times: metrics/timing/)
+)  # no wall time: a rerun of the same params must leave the leaderboard as it was (times: reports/timing/)
 
 
 def rank(rows: list[dict]) -> list[dict]:
