@@ -173,7 +173,10 @@ def test_every_model_and_its_export_is_a_registered_artifact():
 
 def test_the_overlaid_curves_are_the_long_csv_drawn_by_model():
     """One file holds every model's curves, so adding a model needs no edit here; the template colours by model."""
-    overlays = [definition for plot in PIPELINE["plots"] for definition in plot.values() if "template" in definition]
+    plots = [plot for plot in PIPELINE["plots"] if isinstance(plot, dict)]
+    overlays = [
+        definition for plot in plots for definition in plot.values() if definition.get("template") == "by_model"
+    ]
     assert len(overlays) == 2
     for definition in overlays:
         assert list(definition["y"]) == [str(paths.ALL_CURVES)] and definition["template"] == "by_model"
