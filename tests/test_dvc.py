@@ -138,11 +138,12 @@ def descends_from(pid: int, ancestor: int) -> bool:
     return False
 
 
-def test_interrupted_repro_shows_changed_then_completes(repo):
+@pytest.mark.parametrize("command", [("repro",), ("exp", "run")], ids=["repro", "exp-run"])
+def test_interrupted_run_shows_changed_then_completes(repo, command):
     set_param(repo, "models.cnn.lr", 0.02)
     set_param(repo, "models.cnn.epochs", 20)  # time to interrupt after the first, short to finish
     process = project.start(
-        repo, sys.executable, "-m", "dvc", "repro", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        repo, sys.executable, "-m", "dvc", *command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     project.wait_for_resume_point(repo, "cnn", process, seconds=300)  # after epoch 1 of 20
     # Ctrl-C as it reaches the stage: DVC runs the command apart and ignores SIGINT itself meanwhile.
@@ -153,5 +154,6 @@ def test_interrupted_repro_shows_changed_then_completes(repo):
     assert process.returncode != 0
     assert "train@cnn" in project.dvc(repo, "status").stdout
     assert not [p for folder in ("models", "results", "metrics", "plots") for p in (repo / folder).rglob("*.tmp")]
-    assert "train@cnn" in ran(project.dvc(repo, "repro").stdout)
+    assert "train@cnn" in ran(project.dvc(repo, *command).stdout)
     assert "up to date" in project.dvc(repo, "status").stdout
+    project.run(repo, "git", "status")  # git's index survived (docs/experiments.md says how to mend it if not)
