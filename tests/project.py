@@ -168,6 +168,7 @@ def dvc_project(repo: Path, params: dict | None = None) -> Path:
     run(repo, "git", "init", "-q", "-b", "main")
     dvc(repo, "init", "-q")
     dvc(repo, "config", "core.analytics", "false")
+    shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")  # dvc.yaml's plot template
     # The synthetic files cannot pass the real checksums, so record them as the download's output.
     dvc(repo, "commit", "-f", "download")
     run(repo, "git", "add", "-A")

@@ -138,9 +138,10 @@ def descends_from(pid: int, ancestor: int) -> bool:
     return False
 
 
-@pytest.mark.parametrize("command", [("repro",), ("exp", "run")], ids=["repro", "exp-run"])
-def test_interrupted_run_shows_changed_then_completes(repo, command):
-    set_param(repo, "models.cnn.lr", 0.02)
+# Each with an lr of its own: the other's completed run is in the run-cache, which would restore it untrained.
+@pytest.mark.parametrize("command, lr", [(("repro",), 0.02), (("exp", "run"), 0.03)], ids=["repro", "exp-run"])
+def test_interrupted_run_shows_changed_then_completes(repo, command, lr):
+    set_param(repo, "models.cnn.lr", lr)
     set_param(repo, "models.cnn.epochs", 20)  # time to interrupt after the first, short to finish
     process = project.start(
         repo, sys.executable, "-m", "dvc", *command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
