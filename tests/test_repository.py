@@ -147,8 +147,9 @@ def test_later_stages_depend_on_the_settings_configure_wrote_that_they_read():
         "download": set(),
         "prepare": {paths.DATA_CONFIG},
         "train": {paths.train_config(key)},
-        "evaluate": {paths.train_config(key), paths.evaluate_config(key)},
-        "export": {paths.evaluate_config(key)},
+        # The model's whole folder (train.json and evaluate.json): one `dvc exp show` column, not two.
+        "evaluate": {paths.train_config(key).parent},
+        "export": {paths.evaluate_config(key).parent},
         "summarize": {paths.CONFIGS},  # which models there are, and all their settings for the cards
     }
     assert set(reads) == set(PIPELINE["stages"]) - {"configure"}
