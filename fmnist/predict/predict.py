@@ -9,7 +9,7 @@ from torch import nn
 
 from fmnist.core import paths, settings
 from fmnist.core.errors import FmnistError
-from fmnist.data import splits as data
+from fmnist.data import splits
 from fmnist.model import checkpoint, device, inference
 from fmnist.params import parse
 from fmnist.predict import images
@@ -112,7 +112,10 @@ def classify(
     chances, classes = probabilities(classifier, batch).topk(top, dim=1)
     return [
         Prediction(
-            file, image, conversion, [(data.CLASSES[c], p) for c, p in zip(row_classes.tolist(), row_chances.tolist())]
+            file,
+            image,
+            conversion,
+            [(splits.CLASSES[c], p) for c, p in zip(row_classes.tolist(), row_chances.tolist())],
         )
         for (file, image, conversion), row_classes, row_chances in zip(converted, classes, chances)
     ]
