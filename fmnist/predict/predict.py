@@ -62,14 +62,16 @@ def load(name: str | None) -> Classifier:
         listed = valid and name in parse.load().models
         raise ModelError(missing_model(name, path, listed, default))
     model, saved = checkpoint.load(path)
-    written = paths.train_config(name).is_file()
-    recipe = settings.Recipe.read(paths.train_config(name)) if written else None
-    precision = recipe.precision if recipe else "auto"
-    batch_size = recipe.eval_batch_size if recipe else declared_default(settings.Recipe, "eval_batch_size")
-    views = paths.evaluate_config(name).is_file() and settings.Evaluation.read(paths.evaluate_config(name))
-    runtime = inference.Runtime.create("auto", precision, saved["arch"])
-    device.make_deterministic(recipe.seed if recipe else 0)
-    return Classifier(name, runtime.place(model), runtime, batch_size, (views or settings.Evaluation()).tta_views)
+    recipe_file, evaluation_file = paths.train_config(name), paths.evaluate_config(name)
+    recipe = settings.Recipe.read(recipe_file) if recipe_file.is_file() else None
+    evaluation = settings.Evaluation.read(evaluation_file) if evaluation_file.is_file() else settings.Evaluation()
+
+    def setting(key: str):
+        return getattr(recipe, key) if recipe else declared_default(settings.Recipe, key)
+
+    runtime = inference.Runtime.create("auto", setting("precision"), saved["arch"])
+    device.make_deterministic(setting("seed"))
+    return Classifier(name, runtime.place(model), runtime, setting("eval_batch_size"), evaluation.tta_views)
 
 
 def declared_default(cls: type, name: str):
