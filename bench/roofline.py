@@ -19,6 +19,7 @@ from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.speed import LoopTimer
+from bench.trials import cpu_kind
 from fmnist.core import paths
 from fmnist.core.settings import Recipe
 from fmnist.data import splits
@@ -27,20 +28,25 @@ from fmnist.params import parse
 from fmnist.train import training
 
 
-def matmul_flops_per_second(dtype: torch.dtype, dev: torch.device, size: int = 2048, repeats: int = 10) -> float:
+def matmul_flops_per_second(dtype: torch.dtype, dev: torch.device, size: int = 2048, seconds: float = 2.0) -> float:
+    """A square matmul's sustained rate: warmed up, then a loop of back-to-back products timed as a
+    whole (a best single call flatters: it can catch a boost clock or a warm cache)."""
     a = torch.randn(size, size, device=dev, dtype=dtype)
     b = torch.randn(size, size, device=dev, dtype=dtype)
-    a @ b  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
+
+    def loop(repeats: int) -> float:
         if dev.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        a @ b
+        for _ in range(repeats):
+            a @ b
         if dev.type == "cuda":
             torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best
+        return time.perf_counter() - started
+
+    once = loop(3) / 3  # warm-up: first-call kernel selection, page faults
+    repeats = max(5, round(seconds / once))
+    return 2 * size**3 * repeats / loop(repeats)
 
 
 def training_flops_per_image(model: torch.nn.Module, batch: int = 32) -> float:
@@ -70,6 +76,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4096, help="training images timed per model")
     args = parser.parse_args()
     data = splits.load_training(paths.PREPARED)
+    print(f"CPU kind {cpu_kind()}; the bound assumes the matmul rate below is the machine's peak")
     table = Table(title="Epoch time against the compute lower bound")
     for column in ("model", "precision", "MFLOP/image", "matmul GFLOP/s", "bound s/epoch", "measured s/epoch", "ratio"):
         table.add_column(column, justify="right")

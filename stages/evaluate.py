@@ -1,13 +1,23 @@
-"""Stage evaluate@<model>: test-set metrics, a per-image confusion CSV and two PNGs for one model."""
+"""Stage evaluate@<model>: test-set metrics, a per-image confusion CSV and two PNGs for one model,
+and the model as exports/<model>.pt2, loadable with torch alone:
+
+import torch
+model = torch.export.load("exports/cnn.pt2").module()
+logits = model(images)            # uint8 N x 1 x 28 x 28; normalisation and test-time views inside
+
+The export is written here rather than by a stage of its own: a process per model spent seconds
+importing torch before any work.
+"""
 
 import argparse
+import io
 import re
 
 import torch
 
 from fmnist.core import cli, files, paths, settings
 from fmnist.data import splits
-from fmnist.model import checkpoint, device, inference, models
+from fmnist.model import checkpoint, device, export, inference, models
 from fmnist.report import metrics, plots
 
 GRID_IMAGES = 32  # test images shown in the predictions picture, half of them mistakes
@@ -58,6 +68,7 @@ def main() -> None:
         },
     )
     write_pictures(name, test, predicted, counts, headline["test_accuracy"])
+    write_export(name, views)
     print(f"evaluate {name}: test accuracy {headline['test_accuracy']:.4f}, macro-F1 {headline['test_macro_f1']:.4f}")
 
 
@@ -70,6 +81,13 @@ def write_pictures(name: str, test: splits.Split, predicted: torch.Tensor, count
     plots.prediction_grid(
         test.images[shown], test.labels[shown], predicted[shown], splits.CLASSES, title, paths.predictions_png(name)
     )
+
+
+def write_export(name: str, views: int) -> None:
+    model, _ = checkpoint.load(paths.model(name))  # as saved: evaluation may have moved it to a GPU or channels-last
+    buffer = io.BytesIO()  # through memory, as files.save_torch does, so the archive never names a temporary file
+    torch.export.save(export.program(model, views), buffer)
+    files.write_bytes(paths.export(name), buffer.getvalue())
 
 
 def slug(class_name: str) -> str:

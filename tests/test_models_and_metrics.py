@@ -101,6 +101,20 @@ def test_a_few_optimizer_steps_learn_classes_drawn_in_the_pixels(arch, options):
     assert before < 0.3 and unseen_accuracy() > 0.6  # ten classes: chance is 0.1
 
 
+def test_the_cnn_head_keeps_finite_gradients_under_torch_compile_in_bf16():
+    """`compile: true` at `precision: bf16`: with amax as the global pool, every gradient was NaN."""
+    torch.manual_seed(0)
+    head = torch.nn.Sequential(
+        torch.nn.Conv2d(8, 16, 3, padding=1, bias=False),
+        models.BatchNorm(16, scale=False),
+        torch.nn.GELU(),
+        models.GlobalMaxPool(),
+    )
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.compile(head)(torch.randn(256, 8, 3, 3)).float().sum().backward()
+    assert all(p.grad.isfinite().all() for p in head.parameters() if p.grad is not None)
+
+
 def test_whitening_decorrelates_the_training_patches():
     x = torch.rand(64, 1, 28, 28).cumsum(3) / 28  # neighbouring pixels strongly correlated
     whiten = models.Whiten()

@@ -97,8 +97,9 @@ def test_the_top_packages_which_no_stage_lists_hold_no_code():
 
 
 def test_closure_follows_imports_through_library_modules_and_functions():
-    assert "fmnist.model.device" in closure("stages.export")  # via fmnist.model.export and inference
-    assert {"fmnist", "fmnist.model"} <= closure("stages.export")  # the packages' __init__ run first
+    assert "fmnist.model.export" in closure("stages.evaluate")
+    assert "fmnist.model.device" in closure("fmnist.model.export")  # via fmnist.model.inference
+    assert {"fmnist", "fmnist.model"} <= closure("fmnist.model.export")  # the packages' __init__ run first
     assert packages(closure("stages.configure")) == {"fmnist/core", "fmnist/params"}
     assert "fmnist.predict.predict" in closure("fmnist.__main__")  # imported inside a function
     assert packages({"fmnist", "fmnist.core", "fmnist.core.files"}) == {"fmnist/core"}
@@ -149,7 +150,6 @@ def test_later_stages_depend_on_the_settings_configure_wrote_that_they_read():
         "train": {paths.train_config(key)},
         # The model's whole folder (train.json and evaluate.json): one `dvc exp show` column, not two.
         "evaluate": {paths.train_config(key).parent},
-        "export": {paths.evaluate_config(key).parent},
         "summarize": {paths.CONFIGS},  # which models there are, and all their settings for the cards
     }
     assert set(reads) == set(PIPELINE["stages"]) - {"configure"}
@@ -203,9 +203,11 @@ def test_stage_outputs_are_where_the_code_writes():
         str(paths.confusion(key)),
         str(paths.confusion_png(key)),
         str(paths.predictions_png(key)),
+        str(paths.export(key)),
     }
     published = paths.published(key)
-    assert {str(result) for result in published} == (outputs("train") - {str(paths.model(key))}) | outputs("evaluate")
+    unpublished = {str(paths.model(key)), str(paths.export(key))}  # the weights and the export: DVC's cache alone
+    assert {str(result) for result in published} == (outputs("train") | outputs("evaluate")) - unpublished
     assert outputs("summarize") == {str(paths.METRICS), str(paths.PLOTS), str(paths.REPORTS)}
     # DVC reads every file under metrics/ as metrics: the headline numbers alone go there, the
     # rest where git tracks it without adding columns to `dvc exp show`.
@@ -217,14 +219,13 @@ def test_stage_outputs_are_where_the_code_writes():
         assert published[result].parts[0] == str(paths.REPORTS), result
     for result in (paths.curves(key), paths.confusion(key), paths.confusion_png(key), paths.predictions_png(key)):
         assert published[result].parts[0] == str(paths.PLOTS), result
-    assert outputs("export") == {str(paths.export(key))}
     assert outputs("prepare") == {str(paths.PREPARED)}
     assert outputs("download") == {str(paths.RAW)}
 
 
 def test_stage_outputs_are_all_cached():
     """DVC's run-cache skips any stage with a `cache: false` output; these must stay restorable."""
-    for stage in ("download", "configure", "prepare", "train", "evaluate", "export"):
+    for stage in ("download", "configure", "prepare", "train", "evaluate"):
         for kind in ("outs", "plots"):
             for out in declared(stage).get(kind, []):
                 assert isinstance(out, str) or next(iter(out.values())).get("cache", True), (stage, out)

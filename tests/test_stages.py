@@ -110,7 +110,7 @@ def test_pipeline_runs_without_dvc_and_reruns_identically(repo):
 def test_the_export_gives_evaluates_predictions_with_torch_alone(repo):
     # The program computes in fp32; evaluate at `precision: auto` would use bf16 on a CPU that has it.
     project.write_params(repo, TINY | {"precision": "fp32"})
-    for command in (("configure",), ("prepare",), ("train", "conv"), ("evaluate", "conv"), ("export", "conv")):
+    for command in (("configure",), ("prepare",), ("train", "conv"), ("evaluate", "conv")):
         project.stage(repo, *command)
     code = (
         "import sys, torch; model = torch.export.load(sys.argv[1]).module();"  # no fmnist import
@@ -155,7 +155,6 @@ def test_a_bad_parameter_stops_configure_and_so_every_stage_after_it(repo, stage
         ("prepare", paths.DATA_CONFIG),
         ("train conv", paths.train_config("conv")),
         ("evaluate lin", paths.train_config("lin")),
-        ("export lin", paths.evaluate_config("lin")),
     ):
         assert_one_line_error(stage(*command.split()), f"{missing}: missing (run: python -m stages.configure)")
     assert not (repo / paths.PREPARED).exists() and not (repo / "models").exists()

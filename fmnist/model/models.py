@@ -101,10 +101,14 @@ def conv_group(inputs: int, outputs: int, dirac: bool, bn_scale: bool) -> list[n
 
 class GlobalMaxPool(nn.Module):
     """Max over the spatial dimensions (airbench's max-pool 3 on the last 3 x 3 maps, for any depth);
-    unlike adaptive max-pool, its CUDA backward is deterministic."""
+    unlike adaptive max-pool, its CUDA backward is deterministic.
+
+    max with indices, not amax: amax's gradient goes to every value equal to the maximum, and
+    TorchInductor, recomputing a bf16 map in fp32, finds none equal and divides by zero (NaN).
+    """
 
     def forward(self, x):
-        return x.amax(dim=(2, 3))
+        return x.flatten(2).max(dim=2).values
 
 
 class Scale(nn.Module):
