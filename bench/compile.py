@@ -21,13 +21,14 @@ from rich.table import Table
 from bench.speed import LoopTimer
 from bench.trials import cpu_kind
 from fmnist.core import paths
+from fmnist.core.settings import Recipe
 from fmnist.data import splits
 from fmnist.model import inference
 from fmnist.params import parse
 from fmnist.train import training
 
 
-def loop_seconds(recipe, data: splits.Splits, compiled: bool, images: int, epochs: int) -> list[float]:
+def loop_seconds(recipe: Recipe, data: splits.Splits, compiled: bool, images: int, epochs: int) -> list[float]:
     sample = dataclasses.replace(recipe, compile=compiled, epochs=epochs, train_subset=images)
     runtime = inference.Runtime.create(recipe.device, recipe.precision, recipe.arch)
     timer = LoopTimer()

@@ -49,7 +49,7 @@ ABLATION = {
         ("label smoothing 0.2 -> 0", {"label_smoothing": 0.0}),
         ("logit scale 1/9 -> 1", {"logit_scale": 1.0}),
         ("alternating flip -> random flip", {"augment.flip": True}),
-        ("random 2-px shifts -> none", {"augment.crop": 0}),
+        ("no shifts -> random 2-px shifts", {"augment.crop": 2}),
     ],
 }
 
