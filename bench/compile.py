@@ -28,9 +28,10 @@ from fmnist.params import parse
 from fmnist.train import training
 
 
-def loop_seconds(recipe: Recipe, data: splits.Splits, compiled: bool, images: int, epochs: int) -> list[float]:
+def loop_seconds(
+    recipe: Recipe, data: splits.Splits, runtime: inference.Runtime, compiled: bool, images: int, epochs: int
+) -> list[float]:
     sample = dataclasses.replace(recipe, compile=compiled, epochs=epochs, train_subset=images)
-    runtime = inference.Runtime.create(recipe.device, recipe.precision, recipe.arch)
     timer = LoopTimer()
     training.run(sample, data, reporter=timer, runtime=runtime)
     return timer.seconds
@@ -49,16 +50,16 @@ def main() -> None:
         table.add_column(column, justify="right")
     for name in args.models:
         recipe = models[name].recipe
-        eager = loop_seconds(recipe, data, False, args.images, args.epochs)
-        compiled = loop_seconds(recipe, data, True, args.images, args.epochs)
+        runtime = inference.Runtime.create(recipe.device, recipe.precision, recipe.arch)
+        eager = loop_seconds(recipe, data, runtime, False, args.images, args.epochs)
+        compiled = loop_seconds(recipe, data, runtime, True, args.images, args.epochs)
         steady_eager, steady_compiled = statistics.mean(eager[1:]), statistics.mean(compiled[1:])
         saved_per_epoch = (steady_eager - steady_compiled) * len(data.train) / args.images
         compiling = compiled[0] - steady_compiled
         pays = f"{compiling / saved_per_epoch:.1f} epochs" if saved_per_epoch > 0 else "never"
-        dtype = str(inference.Runtime.create(recipe.device, recipe.precision, recipe.arch).dtype)
         table.add_row(
             name,
-            dtype.removeprefix("torch."),
+            str(runtime.dtype).removeprefix("torch."),
             f"{steady_eager:.2f}",
             f"{compiled[0]:.1f}",
             f"{steady_compiled:.2f}",
