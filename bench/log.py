@@ -4,7 +4,9 @@ A row's key is its model, the recipe's settings that differ from their declared 
 (`Recipe.changes()`, so a setting added later at its default leaves every key as it was) and the
 dtype it trained in. "cpu" names the CPU kind it ran on ("gpu" too, on CUDA): evidence, never
 part of a key. The few rows without "changes" (but an older hash, "recipe") are runs whose
-settings no committed params.yaml reproduces: history, which no recipe matches.
+settings no committed params.yaml reproduces: history, which no recipe matches. So are rows with
+"superseded": runs of code since changed in what it computes (the reason says how), kept as the
+evidence the docs cite but never taken for a run of today's code.
 No torch here, so the seed tables can be regenerated on any machine.
 """
 
@@ -40,7 +42,14 @@ def rows(log: Path) -> list[dict]:
 
 def recorded(logged: list[dict], key: dict, test: bool) -> dict | None:
     """The logged run with this key, if there is one (one scored on the test split too, if `test`)."""
-    return next((row for row in logged if {k: row.get(k) for k in key} == key and ("test" in row or not test)), None)
+    return next(
+        (
+            row
+            for row in logged
+            if {k: row.get(k) for k in key} == key and ("test" in row or not test) and "superseded" not in row
+        ),
+        None,
+    )
 
 
 def append(log: Path, row: dict) -> None:

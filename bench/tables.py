@@ -93,10 +93,10 @@ def full(seeds: Seeds) -> str:
 
 def regions(raw: dict, logged: list[dict]) -> dict[Path, dict[str, str]]:
     """Each file's generated regions: name -> text."""
-    cnn, mlp = Seeds(raw, logged, "cnn"), Seeds(raw, logged, "mlp")
+    cnn, mlp, resnet = (Seeds(raw, logged, name) for name in ("cnn", "mlp", "resnet18"))
     return {
         Path("README.md"): {"cnn seeds": test_only(cnn)},
-        Path("docs/results.md"): {"cnn seeds": full(cnn), "mlp seeds": full(mlp)},
+        Path("docs/results.md"): {"cnn seeds": full(cnn), "mlp seeds": full(mlp), "resnet18 seeds": full(resnet)},
     }
 
 

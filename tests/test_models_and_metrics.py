@@ -51,6 +51,36 @@ def test_resnet_downsample_shrinks_feature_maps(whiten, expected):
     assert sizes == expected
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 7])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_a_live_tap_convolution_has_the_outputs_and_gradients_of_the_full_one(size, stride):
+    torch.manual_seed(size + stride)
+    full = torch.nn.Conv2d(4, 6, 3, stride, padding=1).double()
+    live = models.LiveTapConv2d(4, 6, 3, stride, padding=1).double()
+    live.load_state_dict(full.state_dict())
+    x = torch.randn(2, 4, size, size, dtype=torch.double, requires_grad=True)
+    outputs = [conv(x) for conv in (full, live)]
+    grads = [
+        torch.autograd.grad(y.square().sum(), [x, conv.weight, conv.bias]) for y, conv in zip(outputs, (full, live))
+    ]
+    torch.testing.assert_close(outputs[1], outputs[0])
+    for mine, theirs in zip(grads[1], grads[0]):
+        torch.testing.assert_close(mine, theirs)
+
+
+def test_resnet_skips_the_taps_that_read_only_padding_on_its_last_maps():
+    model = models.build("resnet18", {"downsample": 4, "whiten": True}).eval()
+    reference = models.build("resnet18", {"downsample": 4, "whiten": True}).eval()
+    for layer in reference.modules():
+        if isinstance(layer, models.LiveTapConv2d):
+            layer.__class__ = torch.nn.Conv2d
+    reference.load_state_dict(model.state_dict())
+    x = torch.rand(3, 1, 28, 28)
+    torch.testing.assert_close(model(x), reference(x))
+    # 7 x 7 -> 1 x 1 maps: the last stage's 3 x 3 convolutions cost 1/9 (1 x 1) and 4/9 (2 x 2 at stride 2).
+    assert models.size(model)["multiply_adds"] < 0.8 * models.size(reference)["multiply_adds"]
+
+
 @pytest.mark.parametrize(
     "arch, options",
     [
