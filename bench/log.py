@@ -42,14 +42,8 @@ def rows(log: Path) -> list[dict]:
 
 def recorded(logged: list[dict], key: dict, test: bool) -> dict | None:
     """The logged run with this key, if there is one (one scored on the test split too, if `test`)."""
-    return next(
-        (
-            row
-            for row in logged
-            if {k: row.get(k) for k in key} == key and ("test" in row or not test) and "superseded" not in row
-        ),
-        None,
-    )
+    current = (row for row in logged if "superseded" not in row)
+    return next((row for row in current if {k: row.get(k) for k in key} == key and ("test" in row or not test)), None)
 
 
 def append(log: Path, row: dict) -> None:
