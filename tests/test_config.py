@@ -75,7 +75,11 @@ BAD = [
     ),
     ("models.m.hidden", {"a": 1}, 'models.m.hidden = {"a": 1}: must be a non-empty list'),
     ("models.m.augment", [1], "models.m.augment must be a mapping, got [1]"),
-    ("models.m.augment", {"rotate": 10}, "models.m.augment.rotate: unknown key (allowed: crop, erase, flip)"),
+    (
+        "models.m.augment",
+        {"rotate": 10},
+        "models.m.augment.rotate: unknown key (allowed: brightness, contrast, crop, erase, flip)",
+    ),
     ("models.m.augment", {"crop": -1}, "models.m.augment.crop = -1: must be an integer in [0, 14]"),
     ("models.m.augment", {"flip": 1}, "models.m.augment.flip = 1: must be one of true, false, alternate"),
     ("models.m.tta_views", 3, "models.m.tta_views = 3: must be one of 1, 2, 6"),

@@ -87,12 +87,28 @@ def test_alternating_flip_shows_every_image_both_ways_in_two_epochs():
 def test_an_epochs_randoms_are_one_draw_with_a_row_per_use():
     settings = Augment(crop=2, flip=True, erase=0.5)
     assert augment.random_draws(settings) == 8 and augment.random_draws(Augment(0, False, 0.0)) == 0
+    assert augment.random_draws(Augment(contrast=0.1)) == 2
     randoms = augment.epoch_randoms(3, 16, settings, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert randoms.shape == (3, 8, 16)
     assert torch.equal(randoms.flatten(), torch.rand(3 * 8 * 16, generator=torch.Generator().manual_seed(0)))
     # A short last batch uses the first columns of its rows.
     x = torch.rand(5, 1, 28, 28)
     assert torch.equal(augment.augment(x, settings, randoms[2]), augment.augment(x, settings, randoms[2][:, :5]))
+
+
+def test_color_jitter_maps_each_image_affinely_within_its_ranges():
+    x = torch.rand(400, 1, 28, 28, dtype=torch.float64)
+    u_shift, u_scale = torch.rand(2, 400, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = augment.color_jitter(x, 0.1, 0.25, u_shift, u_scale, mean=0.3)
+    # out = scale * x + offset per image: recover both by least squares and check their ranges.
+    xc, oc = x.flatten(1) - x.flatten(1).mean(1, keepdim=True), out.flatten(1) - out.flatten(1).mean(1, keepdim=True)
+    scale = (xc * oc).sum(1) / (xc * xc).sum(1)
+    shift = (out.flatten(1).mean(1) - 0.3) / scale - (x.flatten(1).mean(1) - 0.3)
+    assert scale.min() >= 0.75 and scale.max() <= 1.25 and scale.std() > 0.1
+    assert shift.abs().max() <= 0.1 + 1e-9 and shift.std() > 0.03
+    # The middle of both ranges leaves the image as it was.
+    middle = torch.full((400,), 0.5, dtype=torch.float64)
+    assert torch.allclose(augment.color_jitter(x, 0.1, 0.25, middle, middle, mean=0.3), x)
 
 
 def test_erase_zeroes_a_rectangle_only_where_applied():

@@ -79,6 +79,12 @@ class Augment:
         "true = a random half of each batch | alternate = each image both ways every two epochs",
     )
     erase: float = setting(0.0, Real(0, 1), "probability of random erasing")
+    brightness: float = setting(
+        0.0, Real(0, 1), "each image's pixels (0-1) all shifted by one random amount, up to +- this"
+    )
+    contrast: float = setting(
+        0.0, Real(0, 1), "each image then scaled about the training mean by a random 1 +- up to this"
+    )
 
 
 # The architectures' own keys, under models.<name>: models.build(arch, options) receives them.

@@ -211,6 +211,7 @@ class Trainer:
         self.lookahead = Lookahead(self.model) if cfg.lookahead else None
         flips = cfg.augment.flip == "alternate"
         self.flips = alternating_flips(len(train), cfg.seed + 3, runtime.device) if flips else None
+        self.pixel_mean = self.model[0].mean.item()  # the training split's, which models.build put in Normalize
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (it is then a no-op).
         self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.dtype == torch.float16)
@@ -263,7 +264,7 @@ class Trainer:
             mine = self.world.part(len(index))  # all ranks draw the same batch; each takes its slice
             index = index[mine]
             flips = self.flips[index] ^ (epoch % 2 == 0) if self.flips is not None else None
-            x = augment(to_float(train.images[index]), cfg.augment, randoms[i - 1][:, mine], flips)
+            x = augment(to_float(train.images[index]), cfg.augment, randoms[i - 1][:, mine], flips, self.pixel_mean)
             y = train.labels[index]
             with autocast(self.runtime.device, self.runtime.dtype):
                 logits = self.forward(self.runtime.input(x))
