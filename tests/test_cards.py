@@ -35,7 +35,7 @@ def test_a_card_holds_data_size_recipe_results_and_limits():
     assert "Trained on 500 images" in text and "10 classes" in text
     assert "6,370 parameters, 0.01 M multiply-adds per image; 2 test-time view(s)" in text
     assert "| optimizer | adam |" in text
-    assert "| augment | crop 0, flip true, erase 0.0, brightness 0.0, contrast 0.0 |" in text
+    assert "| augment | flip true |" in text  # the augmentations in use, not every key at 0
     assert "Test accuracy **0.5000**" in text and "| Shirt | 0.6000 |" in text and "| Ankle boot | 0.9000 |" in text
     assert "Shirt -> T-shirt/top 3; Coat -> Pullover 2." in text
     assert text.count("bitwise") == 1

@@ -89,6 +89,6 @@ def format_options(options: dict) -> str:
 
 
 def format_value(value) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{key} {format_value(v)}" for key, v in value.items())
+    if isinstance(value, dict):  # augment: only the augmentations in use
+        return ", ".join(f"{key} {format_value(v)}" for key, v in value.items() if v) or "none"
     return str(value).lower() if isinstance(value, bool) else str(value)
