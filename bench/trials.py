@@ -50,6 +50,7 @@ ABLATION = {
         ("logit scale 1/9 -> 1", {"logit_scale": 1.0}),
         ("alternating flip -> random flip", {"augment.flip": True}),
         ("no shifts -> random 2-px shifts", {"augment.crop": 2}),
+        ("brightness and contrast jitter -> none", {"augment.brightness": 0.0, "augment.contrast": 0.0}),
     ],
 }
 
