@@ -69,7 +69,7 @@ def test_augment_is_seeded_and_keeps_shape():
     draws = [
         augment.epoch_randoms(1, 16, settings, torch.Generator().manual_seed(3), torch.device("cpu")) for _ in range(2)
     ]
-    a, b = (augment.augment(x, settings, randoms[0]) for randoms in draws)
+    a, b = (augment.augment(x, settings, randoms[0], mean=0.3) for randoms in draws)
     assert a.shape == x.shape and torch.equal(a, b)
     assert not torch.equal(a, x)
 
@@ -79,7 +79,9 @@ def test_alternating_flip_shows_every_image_both_ways_in_two_epochs():
     assert 400 < flips.sum() < 600 and torch.equal(flips, augment.alternating_flips(1000, 3, torch.device("cpu")))
     x = torch.rand(1000, 1, 28, 28)
     settings = Augment(crop=0, flip="alternate", erase=0.0)
-    odd, even = (augment.augment(x, settings, torch.empty(0, 1000), flips ^ second) for second in (False, True))
+    odd, even = (
+        augment.augment(x, settings, torch.empty(0, 1000), mean=0.3, flips=flips ^ second) for second in (False, True)
+    )
     flipped_once = (odd == x.flip(3)).flatten(1).all(1) ^ (even == x.flip(3)).flatten(1).all(1)
     assert flipped_once.all() and augment.random_draws(settings) == 0
 
@@ -93,7 +95,9 @@ def test_an_epochs_randoms_are_one_draw_with_a_row_per_use():
     assert torch.equal(randoms.flatten(), torch.rand(3 * 8 * 16, generator=torch.Generator().manual_seed(0)))
     # A short last batch uses the first columns of its rows.
     x = torch.rand(5, 1, 28, 28)
-    assert torch.equal(augment.augment(x, settings, randoms[2]), augment.augment(x, settings, randoms[2][:, :5]))
+    assert torch.equal(
+        augment.augment(x, settings, randoms[2], mean=0.3), augment.augment(x, settings, randoms[2][:, :5], mean=0.3)
+    )
 
 
 def test_color_jitter_maps_each_image_affinely_within_its_ranges():

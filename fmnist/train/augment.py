@@ -41,14 +41,14 @@ def alternating_flips(n: int, seed: int, device: torch.device) -> torch.Tensor:
 
 
 def augment(
-    x: torch.Tensor, settings: Augment, randoms: torch.Tensor, flips: torch.Tensor | None = None, mean: float = 0.0
+    x: torch.Tensor, settings: Augment, randoms: torch.Tensor, *, mean: float, flips: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Random crop with padding, horizontal flip, random erasing and brightness and contrast, batched,
     on x's device.
 
-    `randoms` holds `random_draws(settings)` rows of at least len(x) uniform numbers each; `flips`,
-    which images to mirror when `settings.flip` is "alternate"; `mean`, the training pixels' mean,
-    which contrast scales about.
+    `randoms` holds `random_draws(settings)` rows of at least len(x) uniform numbers each; `mean`,
+    the training pixels' mean, which contrast scales about; `flips`, which images to mirror when
+    `settings.flip` is "alternate".
     """
     rows = iter(randoms[:, : len(x)])
     if settings.crop:

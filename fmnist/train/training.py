@@ -264,7 +264,9 @@ class Trainer:
             mine = self.world.part(len(index))  # all ranks draw the same batch; each takes its slice
             index = index[mine]
             flips = self.flips[index] ^ (epoch % 2 == 0) if self.flips is not None else None
-            x = augment(to_float(train.images[index]), cfg.augment, randoms[i - 1][:, mine], flips, self.pixel_mean)
+            x = augment(
+                to_float(train.images[index]), cfg.augment, randoms[i - 1][:, mine], mean=self.pixel_mean, flips=flips
+            )
             y = train.labels[index]
             with autocast(self.runtime.device, self.runtime.dtype):
                 logits = self.forward(self.runtime.input(x))
