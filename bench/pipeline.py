@@ -2,12 +2,16 @@
 
     python -m bench.pipeline                 # against the code before the airbench cnn (BEFORE_AIRBENCH)
     python -m bench.pipeline REV             # against any revision
+    python -m bench.pipeline REV --again train@cnn   # then that stage once more each side, in the other order
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python -m bench.pipeline   # fp32 on a bf16 CPU
 
 Each side is a fresh copy (the revision's files, and this checkout's tracked and untracked files)
 in a temporary directory, so both start from nothing, download included, as a fresh clone does.
 Each stage runs as plain Python, the way dvc.yaml's `cmd` runs it, and the two sides take turns
-stage by stage, so a machine whose speed drifts within the hour slows both alike.
+stage by stage, so a machine whose speed drifts within the hour slows both alike. A stage runs
+minutes after the other side's, though, so one stage's ratio moves with the drift; --again runs it
+twice more, this tree first, and the mean of the four (before, now, now, before) cancels a steady
+drift.
 """
 
 import argparse
@@ -62,6 +66,7 @@ def main() -> None:
         default=BEFORE_AIRBENCH,
         help=f"the git revision to compare with (default {BEFORE_AIRBENCH}, before the airbench cnn)",
     )
+    parser.add_argument("--again", action="append", default=[], metavar="STAGE", help="rerun STAGE, this tree first")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as scratch:
         sides = {
@@ -70,13 +75,26 @@ def main() -> None:
         }
         plans = {side: dict(stage_commands(project)) for side, project in sides.items()}
         order = merged(list(plans["this tree"]), list(plans[args.before]))
+        for stage in args.again:
+            if not all(stage in plan for plan in plans.values()):
+                parser.error(f"--again {stage}: not a stage of both sides (e.g. train@cnn)")
         seconds = {side: {} for side in sides}
         for stage in order:
             for side, project in sides.items():
                 if stage in plans[side]:
                     seconds[side][stage] = run(project, plans[side][stage])
                     print(f"{side:>12}  {stage:<20} {seconds[side][stage]:7.1f} s", flush=True)
+        reruns = {
+            stage: {side: run(project, plans[side][stage]) for side, project in reversed(sides.items())}
+            for stage in args.again
+        }
     show(seconds, order)
+    for stage, again in reruns.items():
+        first = {side: seconds[side][stage] for side in sides}
+        means = {side: (first[side] + again[side]) / 2 for side in sides}
+        before, now = means.values()
+        runs = "; ".join(f"{side} {first[side]:.1f} and {again[side]:.1f} s" for side in sides)
+        print(f"{stage}: {runs}; means {before:.1f} and {now:.1f} s, {now / before:.2f}x")
 
 
 def show(seconds: dict[str, dict[str, float]], order: list[str]) -> None:

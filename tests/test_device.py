@@ -150,17 +150,18 @@ def test_the_ops_seen_are_kept_when_the_block_raises():
     assert ops == ["adaptive_max_pool2d_backward_cuda"]
 
 
-def test_deterministic_mode_is_on_without_importing_torchinductor():
-    """Eager stages need only the kernel switch; importing TorchInductor would cost every stage seconds."""
+def test_deterministic_mode_is_on_without_importing_torchinductor_or_filling_new_tensors():
+    """Eager stages need only the kernel switch; importing TorchInductor would cost every stage
+    seconds, and NaN-filling every new tensor a few percent of every step."""
     script = (
         "import sys, torch; from fmnist.model import device; device.make_deterministic(0); "
         "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(), "
-        "'torch._inductor' in sys.modules)"
+        "torch.utils.deterministic.fill_uninitialized_memory, 'torch._inductor' in sys.modules)"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1]
     )
-    assert result.stdout.split() == ["True", "True", "False"]
+    assert result.stdout.split() == ["True", "True", "False", "False"]
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
