@@ -167,7 +167,7 @@ def make_deterministic(seed: int, compiled: bool = False) -> None:
         torch._C._set_deterministic_algorithms(True, warn_only=True)
     # Deterministic mode also fills every new tensor with NaN, in case a kernel reads memory it
     # never wrote; none of ours does (reruns match bit for bit without it), and filling a batch's
-    # feature maps cost the cnn 2-3% of its step on CPU.
+    # feature maps cost the cnn 1-3% of its step on CPU.
     torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.benchmark = False
 
