@@ -10,8 +10,8 @@ in a temporary directory, so both start from nothing, download included, as a fr
 Each stage runs as plain Python, the way dvc.yaml's `cmd` runs it, and the two sides take turns
 stage by stage, so a machine whose speed drifts within the hour slows both alike. A stage runs
 minutes after the other side's, though, so one stage's ratio moves with the drift; --again runs it
-twice more, this tree first, and the mean of the four (before, now, now, before) cancels a steady
-drift.
+once more on each side, this tree first, and the means of the four runs (before, now, now,
+before) cancel a steady drift.
 """
 
 import argparse
