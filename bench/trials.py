@@ -47,7 +47,7 @@ ABLATION = {
         ("BN bias lr x64 -> x1", {"bias_lr_factor": 1}),
         ("lookahead -> off", {"lookahead": False}),
         ("label smoothing 0.2 -> 0", {"label_smoothing": 0.0}),
-        ("logit scale 1/9 -> 1", {"logit_scale": 1.0}),
+        ("logit scale 0.25 -> 1", {"logit_scale": 1.0}),
         ("alternating flip -> random flip", {"augment.flip": True}),
         ("no shifts -> random 2-px shifts", {"augment.crop": 2}),
         ("brightness and contrast jitter -> none", {"augment.brightness": 0.0, "augment.contrast": 0.0}),
