@@ -15,9 +15,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --editable .   # the `fmnist` command
 	touch $@
 
-# Offline, the first run gets Debian's copy of Fashion-MNIST (fmnist/data/offline.py says so when it does).
+# Offline, the first run gets Debian's copy of Fashion-MNIST (tools/offline.py says so when it does).
 repro: setup
-	python -m fmnist.data.offline
+	python -m tools.offline
 	dvc repro
 
 # Two workers, a test file each at a time: the DVC tests share one module-scoped repository.

@@ -5,7 +5,8 @@ import stat
 
 import pytest
 
-from fmnist.data import offline, sources
+from fmnist.data import sources
+from tools import offline
 
 
 @pytest.fixture
@@ -46,3 +47,16 @@ def test_nothing_happens_where_a_mirror_answers(offline_machine, monkeypatch, ca
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     assert offline.main() == 0
     assert capsys.readouterr().out == "" and not offline_machine.exists()
+
+
+def test_a_failing_apt_get_is_one_line_with_its_reason_and_the_command(offline_machine, monkeypatch, capsys):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    offline_machine.parent.joinpath("bin", "apt-get").write_text(
+        "#!/bin/sh\necho 'E: Unable to locate package dataset-fashion-mnist' >&2\nexit 100\n"
+    )
+    assert offline.main() == 100
+    said = capsys.readouterr().out.splitlines()
+    assert said[-1] == (
+        "error: apt-get install dataset-fashion-mnist failed: E: Unable to locate package dataset-fashion-mnist; "
+        "run it by hand: apt-get update && apt-get install dataset-fashion-mnist"
+    )

@@ -27,16 +27,26 @@ def load(text: bytes, name: str = "params.yaml"):
             return None
         check(node, name)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{name}: not valid YAML ({str(error).splitlines()[0]})") from None
+        raise ConfigError(f"{name}: {where(error)}not valid YAML ({reason(error)})") from None
     except RecursionError:
         raise ConfigError(f"{name}: nested too deeply to be settings") from None
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_document(node)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{name}: not valid YAML ({str(error).splitlines()[0]})") from None
+        raise ConfigError(f"{name}: {where(error)}not valid YAML ({reason(error)})") from None
     finally:
         loader.dispose()
+
+
+def where(error: yaml.YAMLError) -> str:
+    """ "line L, column C: " where the parser stopped, as an editor counts them (from 1)."""
+    mark = getattr(error, "problem_mark", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+
+
+def reason(error: yaml.YAMLError) -> str:
+    return getattr(error, "problem", None) or str(error).splitlines()[0]
 
 
 def check(root: yaml.Node, name: str) -> None:

@@ -1,10 +1,12 @@
 """A first run offline: Debian's copy of Fashion-MNIST, installed when nothing else can supply the files.
 
-    python -m fmnist.data.offline        (make repro runs it before dvc repro)
+    python -m tools.offline        (make repro runs it before dvc repro)
 
 Does nothing when the files are already here, $FASHION_MNIST_DIR names them, Debian's package is
 installed, or an official mirror answers. Otherwise installs dataset-fashion-mnist with apt-get as
-root, or says which sudo command to run.
+root, or says which sudo command to run. Where apt-get fails (a package list without it, a held
+lock), exits non-zero with apt-get's last line and the command to run by hand. Outside fmnist/, as
+no stage runs it: editing it reruns nothing.
 """
 
 import os
@@ -43,11 +45,16 @@ def install() -> int:
         print(f"download: no mirror reachable; get Debian's copy of Fashion-MNIST with: sudo apt-get install {PACKAGE}")
         return 0
     print(f"download: no mirror reachable; installing Debian's copy of Fashion-MNIST (apt-get install {PACKAGE})")
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    if subprocess.run([apt, "install", "-y", "-qq", PACKAGE], **quiet).returncode != 0:
-        subprocess.run([apt, "update", "-qq"], **quiet)  # a fresh machine's package lists may be empty
-        return subprocess.run([apt, "install", "-y", "-qq", PACKAGE], **quiet).returncode
-    return 0
+    install = [apt, "install", "-y", "-qq", PACKAGE]
+    result = subprocess.run(install, capture_output=True, text=True)
+    if result.returncode != 0:
+        subprocess.run([apt, "update", "-qq"], capture_output=True)  # a fresh machine's package lists may be empty
+        result = subprocess.run(install, capture_output=True, text=True)
+    if result.returncode != 0:
+        said = (result.stderr.strip() or result.stdout.strip() or f"exit status {result.returncode}").splitlines()[-1]
+        by_hand = f"apt-get update && apt-get install {PACKAGE}"
+        print(f"error: apt-get install {PACKAGE} failed: {said}; run it by hand: {by_hand}")
+    return result.returncode
 
 
 def main() -> int:
