@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-fast schema docs bench gpu-check
+.PHONY: setup repro test test-fast pr-report schema docs bench gpu-check
 
 setup: $(VENV)/.installed
 
@@ -13,6 +13,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --editable .   # the `fmnist` command
+	$(BIN)/python -m fmnist.compare.vega   # dvc plots show and diff draw offline
 	touch $@
 
 # Offline, the first run gets Debian's copy of Fashion-MNIST (tools/offline.py says so when it does).
@@ -27,6 +28,12 @@ test: setup
 # The edit-test loop: everything but the end-to-end tests, in under a minute.
 test-fast: setup
 	python -m pytest -q -m "not e2e"
+
+# The pull-request report, as CI comments it: the models this commit changes against BASE, each
+# retrained here beside its base (like for like) and set against its spread over seeds.
+BASE ?= main
+pr-report: setup
+	python -m fmnist.compare --base $(BASE) --out report
 
 # After changing a setting's declaration (fmnist/core/settings.py): params.yaml's comment block and the schema.
 schema: setup

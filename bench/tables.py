@@ -1,4 +1,5 @@
-"""The seed tables of README.md and docs/results.md, written from bench/trials.jsonl: `make docs`.
+"""The seed tables of README.md and docs/results.md, written from bench/trials.jsonl, and the
+README's table of globals, from params.yaml: `make docs`.
 
     python -m bench.tables
 
@@ -16,6 +17,8 @@ from pathlib import Path
 import yaml
 
 from bench import log
+from fmnist.core import settings
+from fmnist.params import parse
 
 SEEDS = (0, 1, 2)
 PRECISIONS = {"bf16": "torch.bfloat16", "fp32": "torch.float32"}
@@ -91,11 +94,26 @@ def full(seeds: Seeds) -> str:
     return table(header, labels, columns) + "\n" + seeds.machines() + "\n"
 
 
+def reach(raw: dict) -> str:
+    """The README's table of globals: each one's value and the models it reaches in params.yaml."""
+    params = parse.parse(raw)
+    names = [f.name for f in settings.declared(settings.Recipe, settings.GLOBAL)]
+    rows = []
+    for name in names:
+        reached, own = params.reach(name)
+        value = params.globals_[name]
+        shown = str(value).lower() if isinstance(value, bool) else settings.show(value)
+        owned = ", ".join(params.own_value(model, name) for model in own) or "none"
+        everyone = len(reached) == len(params.models)
+        rows.append([shown, "every model" if everyone else ", ".join(reached) or "none", owned])
+    return table(["global", "value", "reaches", "set their own"], [f"`{name}`" for name in names], list(zip(*rows)))
+
+
 def regions(raw: dict, logged: list[dict]) -> dict[Path, dict[str, str]]:
     """Each file's generated regions: name -> text."""
     cnn, mlp, resnet = (Seeds(raw, logged, name) for name in ("cnn", "mlp", "resnet18"))
     return {
-        Path("README.md"): {"cnn seeds": test_only(cnn)},
+        Path("README.md"): {"cnn seeds": test_only(cnn), "globals": reach(raw)},
         Path("docs/results.md"): {"cnn seeds": full(cnn), "mlp seeds": full(mlp), "resnet18 seeds": full(resnet)},
     }
 

@@ -21,7 +21,6 @@ import functools
 import statistics
 from pathlib import Path
 
-import torch
 import yaml
 from rich.console import Console
 from rich.table import Table
@@ -55,20 +54,10 @@ ABLATION = {
 }
 
 
-def cpu_kind() -> str:
-    """PyTorch's CPU kernel level, then the CPU's bf16 instructions: "AVX512 amx_bf16 avx512_bf16" on
-    an Intel Xeon with AMX, "AVX2 amx_bf16 avx512_bf16" there under ATEN_CPU_CAPABILITY=avx2."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        flags = set()
-    return " ".join([torch.backends.cpu.get_cpu_capability(), *sorted({"amx_bf16", "avx512_bf16"} & flags)])
-
-
 def machine(runtime: inference.Runtime) -> dict[str, str]:
     """What a run ran on, for its row: evidence, never part of its key."""
     gpu = {"gpu": device.describe(runtime.device)} if runtime.device.type == "cuda" else {}
-    return {"cpu": cpu_kind()} | gpu
+    return {"cpu": device.cpu_kind()} | gpu
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -150,7 +139,7 @@ def main() -> None:
     runtime_for = functools.cache(inference.Runtime.create)
     recipe = log.variant(raw, args.model, base).recipe
     runtime = runtime_for(recipe.device, recipe.precision, recipe.arch)
-    print(f"{args.model} on {device.describe(runtime.device)}, {runtime.dtype}; CPU kind {cpu_kind()}")
+    print(f"{args.model} on {device.describe(runtime.device)}, {runtime.dtype}; CPU kind {device.cpu_kind()}")
     data = None  # loaded at the first run the log lacks
     logged = log.rows(args.log)
     rows = []

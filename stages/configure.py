@@ -23,6 +23,8 @@ def main() -> None:
             files.write_json(staging / name / paths.train_config(name).name, asdict(model.recipe))
             files.write_json(staging / name / paths.evaluate_config(name).name, asdict(model.evaluation))
     print(f"configure: {', '.join(params.models)} in {paths.CONFIGS}/")
+    for line in params.reach_lines():  # what a global retrains, said before any training starts
+        print(f"configure: {line}")
 
 
 if __name__ == "__main__":

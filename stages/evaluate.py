@@ -17,8 +17,8 @@ import torch
 
 from fmnist.core import cli, files, paths, settings
 from fmnist.data import splits
-from fmnist.model import checkpoint, device, export, inference, models
-from fmnist.report import metrics, plots
+from fmnist.model import checkpoint, device, inference, models
+from fmnist.report import export, metrics, plots
 
 GRID_IMAGES = 32  # test images shown in the predictions picture, half of them mistakes
 
@@ -63,6 +63,9 @@ def main() -> None:
             "recipe": recipe.fingerprint(),
             "torch_version": torch.__version__,
             "device": device.describe(runtime.device),
+            # What made these numbers: the pull-request report compares runs of one machine kind and dtype.
+            "machine": made_on(saved.get("machine", "unknown"), device.machine(runtime.device, runtime.dtype)),
+            "dtype": str(runtime.dtype),
             "determinism": device.determinism(runtime.device, ops),
             **models.size(model),
         },
@@ -88,6 +91,10 @@ def write_export(name: str, views: int) -> None:
     buffer = io.BytesIO()  # through memory, as files.save_torch does, so the archive never names a temporary file
     torch.export.save(export.program(model, views), buffer)
     files.write_bytes(paths.export(name), buffer.getvalue())
+
+
+def made_on(trained: str, evaluated: str) -> str:
+    return trained if trained == evaluated else f"{trained}; evaluated on {evaluated}"
 
 
 def slug(class_name: str) -> str:

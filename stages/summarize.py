@@ -1,7 +1,8 @@
 """Stage summarize: publish every model's results for git, then a leaderboard, overlaid curves and model cards.
 
 Train and evaluate write into the DVC-cached results/, so DVC's run-cache can restore them; this
-stage copies them into the git-tracked metrics/ and plots/ that `dvc metrics` and `dvc plots` read.
+stage copies them into the git-tracked plots/ and reports/ that `dvc plots` reads. (The metrics
+evaluate writes into git-tracked metrics/ itself.)
 """
 
 import csv
@@ -23,6 +24,8 @@ def main() -> None:
 
 
 def summarize(names: list[str]) -> None:
+    for orphan in (path for path in paths.METRICS.glob("*.json") if path.stem not in names):
+        orphan.unlink()  # a model params.yaml no longer names: its evaluate stage, which wrote this, is gone
     for name in names:
         for result, copy in paths.published(name).items():
             files.write_bytes(copy, result.read_bytes())

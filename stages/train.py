@@ -106,6 +106,7 @@ def write_outputs(recipe: settings.Recipe, trainer: training.Trainer, nondetermi
         best.epoch,
         best.val_accuracy,
         nondeterministic,
+        device.machine(trainer.runtime.device, trainer.runtime.dtype),
     )
     # Summed per epoch (validation included), so a resumed run reports its whole training time.
     seconds = sum(log.seconds for log in history)

@@ -5,6 +5,7 @@ and one that commits does so on its own branch. Two modules share the work, so p
 them at once.
 """
 
+import json
 import shutil
 from pathlib import Path
 
@@ -74,6 +75,12 @@ def batch_size_branch(repo):
     project.run(repo, "git", "commit", "-qm", "batch size 128")
     reset(repo)
     return result.stdout
+
+
+def experiments(repo) -> dict[str, dict]:
+    """`dvc exp show`'s experiments: name -> data (params, metrics)."""
+    shown = json.loads(project.dvc(repo, "exp", "show", "--json").stdout)
+    return {exp["name"]: exp["revs"][0]["data"] for commit in shown for exp in (commit.get("experiments") or [])}
 
 
 def ran(output: str) -> set[str]:

@@ -145,6 +145,24 @@ def test_unparseable_yaml_is_one_line(tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_a_yaml_error_names_its_line_and_column(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 0\nmodels:\n  a:\n\tarch: logreg\n")  # a tab in the indentation
+    with pytest.raises(ConfigError) as error:
+        parse.load(path)
+    assert str(error.value).startswith(f"{path}: line 4, column 1: not valid YAML (found character '\\t'")
+
+
+@pytest.mark.parametrize("groups", [5, 6])
+def test_a_cnn_too_deep_for_a_28_pixel_picture_is_refused_by_configure(groups):
+    channels = [8] * groups
+    with pytest.raises(ConfigError) as error:
+        parse.parse({"models": {"deep": {"arch": "cnn", "lr": 1, "channels": channels}}})
+    assert str(error.value).startswith(f"params.yaml: models.deep.channels = {channels}: {groups} conv groups")
+    assert "27 -> 13 -> 6 -> 3 -> 1 -> 0" in str(error.value) and str(error.value).endswith("at most 4 fit")
+    parse.parse({"models": {"deep": {"arch": "cnn", "lr": 1, "channels": [8] * 4}}})  # 1 x 1 left: fits
+
+
 def test_size_larger_than_data_is_refused():
     with pytest.raises(ConfigError, match="val_size = 70000: must not exceed the 59999 images"):
         data.check_size("val_size", 70000, 59999)
@@ -158,7 +176,8 @@ def test_a_global_the_model_overrides_leaves_its_settings_unchanged():
 
 def test_a_global_default_written_under_a_model_changes_nothing():
     moved = parsed(with_change("models.m.batch_size", 256))  # the declared default, now written under the model
-    assert moved == parsed(GOOD) and moved.recipe.fingerprint() == parsed(GOOD).recipe.fingerprint()
+    assert moved.recipe == parsed(GOOD).recipe and moved.evaluation == parsed(GOOD).evaluation
+    assert moved.recipe.fingerprint() == parsed(GOOD).recipe.fingerprint()
 
 
 def test_an_evaluation_only_setting_is_not_a_training_setting():

@@ -2,6 +2,7 @@
 remotes, in a temporary git repository on synthetic data (tests/dvc_repo.py)."""
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -9,18 +10,14 @@ import time
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from fmnist.core import paths
 from tests import project
-from tests.dvc_repo import MODELS, baseline, batch_size_branch, clean, every, ran, repo, reset, set_param  # noqa: F401 (fixtures)
+from tests.dvc_repo import MODELS, baseline, batch_size_branch, clean, every, experiments, ran, repo, reset, set_param  # noqa: F401 (fixtures)
+from tools.project import ROOT
 
 pytestmark = pytest.mark.e2e  # real DVC commands: minutes, so outside `make test-fast`
-
-
-def experiments(repo) -> dict[str, dict]:
-    """`dvc exp show`'s experiments: name -> data (params, metrics)."""
-    shown = json.loads(project.dvc(repo, "exp", "show", "--json").stdout)
-    return {exp["name"]: exp["revs"][0]["data"] for commit in shown for exp in (commit.get("experiments") or [])}
 
 
 def test_experiment_with_new_batch_size_retrains_every_model_but_keeps_data(repo, batch_size_branch):
@@ -55,27 +52,6 @@ def test_metrics_and_plots_diff_between_revisions(repo, batch_size_branch):
     accuracy = plots["data"]["Validation accuracy per epoch"][0]
     assert set(accuracy["revisions"]) == {"main", "bs128"}
     assert "plots/confusion/cnn.csv" in plots["data"]
-
-
-def test_report_numbers_match_dvc_metrics_diff(repo, batch_size_branch):
-    project.run(repo, "git", "checkout", "-q", "bs128")
-    project.dvc(repo, "checkout", "-q", "--force")
-    project.run(repo, sys.executable, "-m", "stages.report", "--base", "main", "--out", "report")
-    report = json.loads((repo / "report" / "report.json").read_text())
-    diff = json.loads(project.dvc(repo, "metrics", "diff", "main", "--all", "--json").stdout)
-    assert report["params"] == [{"param": "batch_size", "base": 64, "new": 128}]
-    assert len(report["metrics"]) == len(MODELS) * 4  # the headline metrics, per model
-    for row in report["metrics"]:
-        assert diff[row["file"]][row["metric"]] == {"old": row["base"], "new": row["new"], "diff": row["change"]}
-    text = (repo / "report" / "report.md").read_text()
-    assert "| `batch_size` | 64 | 128 |" in text and "![curves](curves.png)" in text
-    assert (repo / "report" / "curves.png").read_bytes()[:4] == b"\x89PNG"
-
-
-def test_report_says_when_the_base_has_no_metrics(repo):
-    first = project.run(repo, "git", "rev-list", "--max-parents=0", "HEAD").stdout.strip()
-    project.run(repo, sys.executable, "-m", "stages.report", "--base", first, "--out", "report")
-    assert f"The base `{first}` has no metrics" in (repo / "report" / "report.md").read_text()
 
 
 def test_queued_grid_runs_on_two_workers_and_shows_in_exp_show(repo):
@@ -119,25 +95,29 @@ def commit_shared_remote(repo, remote, branch: str) -> None:
     project.run(repo, "git", "commit", "-qam", "shared remote")
 
 
-def test_push_and_fresh_clone_pull_restore_everything(repo, tmp_path):
-    commit_shared_remote(repo, tmp_path / "remote", "pull-test")
+def test_the_projects_directory_remote_takes_a_clone_to_predictions_without_training(repo):
+    """The committed .dvc/config's remote, a directory beside the checkout: push, clone beside it,
+    pull, predict. (The remote sits outside `repo`, so another test's copy never sees it.)"""
+    shutil.rmtree(repo.parent / "fmnist-dvc-storage", ignore_errors=True)
+    project.run(repo, "git", "checkout", "-qb", "pull-test")
+    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
+    project.run(repo, "git", "commit", "-qam", "the project's remote")
     project.dvc(repo, "push", "--run-cache")
-    clone = tmp_path / "clone"
-    project.run(tmp_path, "git", "clone", "-q", "-b", "pull-test", str(repo), str(clone))
+    clone = repo.parent / "clone"
+    shutil.rmtree(clone, ignore_errors=True)
+    project.run(repo.parent, "git", "clone", "-q", "-b", "pull-test", str(repo), str(clone))
     assert not (clone / paths.model("cnn")).exists()
     project.dvc(clone, "pull", "--run-cache")
-    for path in (
-        paths.RAW / "train-images-idx3-ubyte",
-        paths.PREPARED / "train.pt",
-        paths.train_config("cnn"),
-        paths.model("cnn"),
-        paths.model("logreg"),
-        paths.test_metrics("cnn"),
-        paths.curves("logreg"),
-    ):
+    for path in (paths.RAW / "train-images-idx3-ubyte", paths.PREPARED / "train.pt", paths.model("cnn")):
         assert (clone / path).is_file(), path
     assert "up to date" in project.dvc(clone, "status").stdout
     assert ran(project.dvc(clone, "repro").stdout) == set()
+
+    shirt = Image.new("L", (28, 28), 255)
+    shirt.paste(60, (6, 4, 22, 26))  # a dark garment on a light background, as a shop photo
+    shirt.save(clone / "shirt.png")
+    predicted = project.run(clone, sys.executable, "-m", "fmnist", "predict", "--json", "shirt.png")
+    assert json.loads(predicted.stdout.splitlines()[0])["file"].endswith("shirt.png")
 
 
 def test_registered_model_is_fetched_with_dvc_artifacts_get(repo, tmp_path):
@@ -190,5 +170,5 @@ def test_fresh_clone_restores_a_teammates_run_from_the_remote_run_cache(repo, tm
     project.dvc(clone, "remote", "add", "--local", "-d", "team", remote)
     set_param(clone, "models.logreg.lr", 0.02)
     result = project.dvc(clone, "repro", "--pull")
-    assert ran(result.stdout) == {"summarize"}  # train@logreg and the rest came from the run-cache
+    assert ran(result.stdout) == {"evaluate@logreg", "summarize"}  # train@logreg came from the run-cache
     assert "up to date" in project.dvc(clone, "status").stdout

@@ -10,10 +10,10 @@ import torch
 from bench.live_taps import all_taps
 from fmnist.core import settings
 from fmnist.core.errors import DataError
-from fmnist.model import checkpoint, export, models
+from fmnist.model import checkpoint, models
 from fmnist.model.inference import to_float
 from fmnist.params import parse
-from fmnist.report import metrics
+from fmnist.report import export, metrics
 from fmnist.train import training
 from tests.synthetic import images_and_labels
 
@@ -182,7 +182,7 @@ OPTIONS = {"hidden": [8], "dropout": 0.0}
 def save_mlp(path, **changes):
     """A checkpoint as train writes it, of an untrained mlp, with `changes` to its fields (None: drop it)."""
     weights = models.build("mlp", OPTIONS, mean=0.3, std=0.35).state_dict()
-    checkpoint.save(path, weights, "mlp", OPTIONS, 1, 0.5, [])
+    checkpoint.save(path, weights, "mlp", OPTIONS, 1, 0.5, [], "test")
     saved = torch.load(path, weights_only=True)
     saved |= changes
     torch.save({key: value for key, value in saved.items() if value is not None}, path)

@@ -62,6 +62,7 @@ def untrained(tmp_path, monkeypatch):
         1,
         0.1,
         [],
+        "test",
     )
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -77,8 +78,10 @@ def test_a_model_without_configs_runs_with_the_declared_defaults(untrained):
 
 def test_a_model_with_configs_runs_as_they_say(untrained):
     configured = parse.parse({"models": {"m": {"arch": "mlp", "lr": 0.1, "hidden": [8]}}}).models["m"]
-    changed = parse.Model(
-        replace(configured.recipe, eval_batch_size=64, precision="fp32"), settings.Evaluation(tta_views=6)
+    changed = replace(
+        configured,
+        recipe=replace(configured.recipe, eval_batch_size=64, precision="fp32"),
+        evaluation=settings.Evaluation(tta_views=6),
     )
     assert changed.recipe.eval_batch_size != declared_defaults(settings.Recipe)["eval_batch_size"]
     write_configs(untrained, "m", changed)
@@ -112,7 +115,14 @@ def repo(tmp_path_factory):
     trainer = training.run(recipe, splits)
     best = max(trainer.history, key=lambda log: log.val_accuracy)  # the first best, as the train stage keeps
     checkpoint.save(
-        path / paths.model("tiny"), trainer.best_state, recipe.arch, recipe.options, best.epoch, best.val_accuracy, []
+        path / paths.model("tiny"),
+        trainer.best_state,
+        recipe.arch,
+        recipe.options,
+        best.epoch,
+        best.val_accuracy,
+        [],
+        "test",
     )
     (path / "params.yaml").write_text(
         yaml.safe_dump(PARAMS | {"models": PARAMS["models"] | {"untrained": {"arch": "logreg", "lr": 0.01}}})

@@ -1,8 +1,10 @@
 """Where every stage reads and writes, relative to the repository root (dvc.yaml declares the same).
 
 Train and evaluate write into `results/<model>/`, which DVC caches, so its run-cache can restore a
-model when params come back to values that ran before. Summarize then publishes copies into
-`metrics/`, `plots/` and `reports/`, which git tracks, so `dvc metrics diff` and `dvc plots diff`
+model when params come back to values that ran before. Evaluate writes each model's headline
+metrics straight into the git-tracked `metrics/`, so what `dvc exp show` lists for a model comes
+from that model's own last run, whatever target an experiment stopped at. Summarize publishes the
+rest into `plots/` and `reports/`, which git tracks too, so `dvc metrics diff` and `dvc plots diff`
 work across commits and pull requests without the cache.
 """
 
@@ -60,8 +62,8 @@ def timing(name: str) -> Path:
 
 
 def test_metrics(name: str) -> Path:
-    """The headline numbers, which DVC lists as metrics (dvc exp show, dvc metrics diff)."""
-    return RESULTS / name / "metrics.json"
+    """The headline numbers, which DVC lists as metrics (dvc exp show, dvc metrics diff); git tracks them."""
+    return METRICS / f"{name}.json"
 
 
 def details(name: str) -> Path:
@@ -93,7 +95,6 @@ def model_card(name: str) -> Path:
 def published(name: str) -> dict[Path, Path]:
     """Each of a model's results and the git-tracked path summarize copies it to."""
     return {
-        test_metrics(name): METRICS / f"{name}.json",
         details(name): REPORTS / "details" / f"{name}.json",
         provenance(name): REPORTS / "provenance" / f"{name}.json",
         timing(name): REPORTS / "timing" / f"{name}.json",

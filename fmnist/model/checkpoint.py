@@ -18,8 +18,11 @@ def save(
     best_epoch: int,
     best_val_accuracy: float,
     nondeterministic: list[str],
+    machine: str,
 ) -> None:
-    """`nondeterministic`: operations training ran without a deterministic kernel (device.nondeterministic_ops)."""
+    """`nondeterministic`: operations training ran without a deterministic kernel (device.nondeterministic_ops);
+    `machine`: the kind of machine and precision that trained it (device.machine), which DVC's
+    run-cache does not key on, so a restored model still says where it was made."""
     files.save_torch(
         path,
         {
@@ -28,6 +31,7 @@ def save(
             "best_epoch": best_epoch,
             "best_val_accuracy": best_val_accuracy,
             "nondeterministic": nondeterministic,
+            "machine": machine,
             "state_dict": state_dict,
         },
     )

@@ -212,6 +212,22 @@ def determinism(device: torch.device, ops: list[str]) -> str:
     return "bitwise: same params, same machine, same numbers"
 
 
+def cpu_kind() -> str:
+    """PyTorch's CPU kernel level, then the CPU's bf16 instructions: "AVX512 amx_bf16 avx512_bf16" on
+    an Intel Xeon with AMX, "AVX2 amx_bf16 avx512_bf16" there under ATEN_CPU_CAPABILITY=avx2."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        flags = set()
+    return " ".join([torch.backends.cpu.get_cpu_capability(), *sorted({"amx_bf16", "avx512_bf16"} & flags)])
+
+
+def machine(device: torch.device, dtype: torch.dtype) -> str:
+    """The kind of machine and precision that made a result: runs of one kind compare like for like."""
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU {cpu_kind()}"
+    return f"{where}, {str(dtype).removeprefix('torch.')}"
+
+
 def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

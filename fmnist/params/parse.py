@@ -22,12 +22,59 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # a file name and a 
 class Model:
     recipe: settings.Recipe
     evaluation: settings.Evaluation
+    own_globals: frozenset[str]  # the globals this model sets under its own key
 
 
 @dataclass(frozen=True)
 class Params:
     data: settings.Data
     models: dict[str, Model]
+    globals_: dict[str, Any]
+
+    def reach(self, name: str) -> tuple[list[str], list[str]]:
+        """The models global `name` reaches, and those that set their own."""
+        own = [model for model, parsed in self.models.items() if name in parsed.own_globals]
+        return [model for model in self.models if model not in own], own
+
+    def own_value(self, model: str, name: str) -> str:
+        return f"{model} ({settings.show(getattr(self.models[model].recipe, name))})"
+
+    def reach_lines(self) -> list[str]:
+        """A line for each global set away from its declared default: the models it reaches, and
+        those that set their own (which a change of the global does not retrain)."""
+        lines = []
+        for f in settings.declared(settings.Recipe, GLOBAL):
+            value = self.globals_[f.name]
+            if value == settings.default(f):
+                continue
+            reached, own = self.reach(f.name)
+            line = f"{f.name} = {settings.show(value)} reaches {', '.join(reached) or 'no model'}"
+            if own:
+                values = [self.own_value(model, f.name) for model in own]
+                listed = f"{', '.join(values[:-1])} and {values[-1]}" if len(values) > 1 else values[0]
+                line += f"; {listed} set{'s' * (len(own) == 1)} {'its' if len(own) == 1 else 'their'} own"
+            lines.append(line)
+        return lines
+
+
+STEM_PIXELS = 27  # the cnn's 2x2 stem, unpadded, on a 28 x 28 picture
+
+
+def check_fits(recipe: settings.Recipe) -> None:
+    """Refuse a cnn whose conv groups would pool a 28 x 28 picture down to nothing: each group's
+    2x2 max-pool halves the maps (rounding down), and the head needs at least 1 x 1."""
+    if recipe.arch != "cnn":
+        return
+    sizes = [STEM_PIXELS]
+    for _ in recipe.options["channels"]:
+        sizes.append(sizes[-1] // 2)
+    if sizes[-1] < 1:
+        fit = sum(size >= 1 for size in sizes[1:])
+        raise ConfigError(
+            f"params.yaml: models.{recipe.name}.channels = {settings.show(recipe.options['channels'])}: "
+            f"{len(sizes) - 1} conv groups pool a 28 x 28 picture to nothing "
+            f"({' -> '.join(map(str, sizes))} pixels); at most {fit} fit"
+        )
 
 
 def allows(allowed: Any, value: Any) -> bool:
@@ -131,7 +178,8 @@ def parse(raw: Any) -> Params:
     top.finish()
     if not models:
         raise ConfigError("params.yaml: models: must name at least one model")
-    return Params(data, {str(name): parse_model(str(name), entry, globals_) for name, entry in models.items()})
+    parsed = {str(name): parse_model(str(name), entry, globals_) for name, entry in models.items()}
+    return Params(data, parsed, globals_)
 
 
 def parse_model(name: str, entry: Any, globals_: dict[str, Any]) -> Model:
@@ -155,4 +203,6 @@ def parse_model(name: str, entry: Any, globals_: dict[str, Any]) -> Model:
     if recipe.batch_size % recipe.nproc:
         where = f"models.{name}.batch_size" if "batch_size" in entry else "batch_size"
         raise ConfigError(f"params.yaml: {where} = {recipe.batch_size}: must be a multiple of nproc ({recipe.nproc})")
-    return Model(recipe, evaluation)
+    check_fits(recipe)
+    own_globals = frozenset(f.name for f in settings.declared(settings.Recipe, GLOBAL) if f.name in s.mapping)
+    return Model(recipe, evaluation, own_globals)

@@ -1,1 +1,1 @@
-"""What people read: metrics, pictures, the leaderboard, model cards, the pull-request report."""
+"""What people read: metrics, pictures, the leaderboard, model cards, the torch.export program."""

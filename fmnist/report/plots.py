@@ -86,23 +86,6 @@ def curves(histories: dict[str, list[dict]], keys: tuple[str, str], ylabel: str,
     plt.close(figure)
 
 
-def base_and_new(base: dict[str, list[dict]], new: dict[str, list[dict]], path: Path) -> None:
-    """Validation accuracy and losses, base revision on the left, this change on the right."""
-    figure, axes = plt.subplots(2, 2, figsize=(13, 9), sharey="row")
-    for column, (title, histories) in enumerate((("base", base), ("this change", new))):
-        draw_curves(axes[0, column], histories, ("val_accuracy",), "validation accuracy")
-        draw_curves(
-            axes[1, column],
-            histories,
-            ("train_loss", "val_loss"),
-            "loss: training objective (dashed), validation cross-entropy",
-        )
-        axes[0, column].set_title(title if histories else f"{title}: no curves")
-    figure.tight_layout()
-    files.save_figure(path, figure)
-    plt.close(figure)
-
-
 def picture_grid(pictures: list[tuple[torch.Tensor, str]], title: str, path: Path, columns: int = 8) -> None:
     """uint8 28 x 28 pictures, light on black as a model sees them, each under its title."""
     columns = min(columns, len(pictures))
