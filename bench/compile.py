@@ -22,7 +22,7 @@ from bench.speed import LoopTimer
 from fmnist.core import paths
 from fmnist.core.settings import Recipe
 from fmnist.data import splits
-from fmnist.model import device, inference
+from fmnist.model import determinism, inference
 from fmnist.params import parse
 from fmnist.train import training
 
@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     data = splits.load_training(paths.PREPARED)
     models = parse.load().models
-    table = Table(title=f"Training loop seconds, eager against torch.compile; CPU kind {device.cpu_kind()}")
+    table = Table(title=f"Training loop seconds, eager against torch.compile; CPU kind {determinism.cpu_kind()}")
     for column in ("model", "dtype", "eager s/epoch", "compiled: 1st epoch", "later s/epoch", "ratio", "pays after"):
         table.add_column(column, justify="right")
     for name in args.models:

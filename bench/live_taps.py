@@ -16,7 +16,7 @@ import time
 import torch
 from torch import nn
 
-from fmnist.model import device, inference, models
+from fmnist.model import determinism, inference, models
 from fmnist.model.device import autocast
 from fmnist.params import parse
 
@@ -59,7 +59,7 @@ def main() -> None:
         times["all"].append(step_seconds(full, runtime, recipe.batch_size, args.steps))
         times["live"].append(step_seconds(live, runtime, recipe.batch_size, args.steps))
     every, live_only = statistics.median(times["all"][1:]), statistics.median(times["live"][1:])
-    print(f"CPU kind {device.cpu_kind()}; {runtime.device}, {runtime.dtype}, batch {recipe.batch_size}")
+    print(f"CPU kind {determinism.cpu_kind()}; {runtime.device}, {runtime.dtype}, batch {recipe.batch_size}")
     print(f"ms a step: every tap {every * 1000:.0f}, live taps {live_only * 1000:.0f}: {live_only / every:.2f}x")
 
 

@@ -22,7 +22,7 @@ from tools.project import set_dotted
 LOG = Path("bench/trials.jsonl")
 
 
-def variant(raw: dict, name: str, overrides: dict) -> parse.Model:
+def variant(raw: dict, name: str, overrides: dict) -> parse.ModelSettings:
     """Model `name` of params.yaml (loaded as `raw`) with `overrides`, dotted keys under models.<name>,
     checked as configure checks params.yaml."""
     changed = copy.deepcopy(raw)

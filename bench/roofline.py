@@ -22,7 +22,7 @@ from bench.speed import LoopTimer
 from fmnist.core import paths
 from fmnist.core.settings import Recipe
 from fmnist.data import splits
-from fmnist.model import device, inference, models
+from fmnist.model import determinism, inference, models
 from fmnist.params import parse
 from fmnist.train import training
 
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4096, help="training images timed per model")
     args = parser.parse_args()
     data = splits.load_training(paths.PREPARED)
-    print(f"CPU kind {device.cpu_kind()}; the bound assumes the matmul rate below is the machine's peak")
+    print(f"CPU kind {determinism.cpu_kind()}; the bound assumes the matmul rate below is the machine's peak")
     table = Table(title="Epoch time against the compute lower bound")
     for column in ("model", "precision", "MFLOP/image", "matmul GFLOP/s", "bound s/epoch", "measured s/epoch", "ratio"):
         table.add_column(column, justify="right")

@@ -27,7 +27,7 @@ from bench import usual
 from bench.log import variant
 from fmnist.core import paths
 from fmnist.data import splits
-from fmnist.model import device, inference, models
+from fmnist.model import determinism, device, inference, models
 from fmnist.params import parse
 from fmnist.train import training
 from fmnist.train.progress import Silent
@@ -112,7 +112,7 @@ class Reached(Exception):
     """Ends a run at its target: training.run trains to the last epoch otherwise."""
 
 
-def ours(model: parse.Model, race: Race) -> None:
+def ours(model: parse.ModelSettings, race: Race) -> None:
     """The project's training, as the train stage runs it (training.run), until the race's highest
     target; test accuracy after every epoch, not timed."""
     recipe, views = model.recipe, model.evaluation.tta_views
@@ -165,10 +165,10 @@ def main() -> None:
     raw = yaml.safe_load(Path("params.yaml").read_text())
     model = variant(raw, case.model, {})
     recipe = model.recipe
-    where = device.describe(device.resolve_device(recipe.device))
+    where = determinism.describe(device.resolve_device(recipe.device))
     print(f"{case.model}: {recipe.arch} {recipe.options} on {where}; targets {', '.join(f'{t:.1%}' for t in targets)}")
 
-    device.make_deterministic(recipe.seed)
+    determinism.make_deterministic(recipe.seed)
     baseline_model = (
         usual.tutorial_cnn() if case.usual_model == "tutorial" else models.build(recipe.arch, recipe.options)
     )

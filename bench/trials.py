@@ -29,7 +29,7 @@ from bench import log
 from fmnist.core import cli, paths
 from fmnist.core.settings import Recipe
 from fmnist.data import splits
-from fmnist.model import device, inference
+from fmnist.model import determinism, device, inference
 from fmnist.params import parse
 from fmnist.train import training
 
@@ -56,8 +56,8 @@ ABLATION = {
 
 def machine(runtime: inference.Runtime) -> dict[str, str]:
     """What a run ran on, for its row: evidence, never part of its key."""
-    gpu = {"gpu": device.describe(runtime.device)} if runtime.device.type == "cuda" else {}
-    return {"cpu": device.cpu_kind()} | gpu
+    gpu = {"gpu": determinism.describe(runtime.device)} if runtime.device.type == "cuda" else {}
+    return {"cpu": determinism.cpu_kind()} | gpu
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -75,7 +75,7 @@ def check(recipe: Recipe, data: splits.Splits) -> None:
         raise recipe.refuse("nproc", "bench.trials trains in one process (use 1)")
 
 
-def trial(model: parse.Model, data: splits.Splits, runtime: inference.Runtime, test: bool) -> dict:
+def trial(model: parse.ModelSettings, data: splits.Splits, runtime: inference.Runtime, test: bool) -> dict:
     """Train one recipe as the train stage would; its best-validation weights scored over each view count."""
     recipe = model.recipe
     check(recipe, data)
@@ -139,7 +139,7 @@ def main() -> None:
     runtime_for = functools.cache(inference.Runtime.create)
     recipe = log.variant(raw, args.model, base).recipe
     runtime = runtime_for(recipe.device, recipe.precision, recipe.arch)
-    print(f"{args.model} on {device.describe(runtime.device)}, {runtime.dtype}; CPU kind {device.cpu_kind()}")
+    print(f"{args.model} on {determinism.describe(runtime.device)}, {runtime.dtype}; CPU kind {determinism.cpu_kind()}")
     data = None  # loaded at the first run the log lacks
     logged = log.rows(args.log)
     rows = []

@@ -17,7 +17,7 @@ import torch
 
 from fmnist.core import cli, files, paths, settings
 from fmnist.data import splits
-from fmnist.model import checkpoint, device, inference, models
+from fmnist.model import checkpoint, determinism, device, inference, models
 from fmnist.report import export, metrics, plots
 
 GRID_IMAGES = 32  # test images shown in the predictions picture, half of them mistakes
@@ -32,11 +32,11 @@ def main() -> None:
     device.check_machine(recipe)
     model, saved = checkpoint.load(paths.model(name))
     runtime = inference.Runtime.create(recipe.device, recipe.precision, recipe.arch)
-    device.make_deterministic(recipe.seed)
+    determinism.make_deterministic(recipe.seed)
     test = splits.load_split(paths.PREPARED, "test")
 
     model = runtime.place(model)
-    with device.nondeterministic_ops() as nondeterministic:
+    with determinism.nondeterministic_ops() as nondeterministic:
         images = test.images.to(runtime.device)
         logits = inference.predict(model, images, runtime, recipe.eval_batch_size, views).cpu()
     predicted = logits.argmax(1)
@@ -62,11 +62,11 @@ def main() -> None:
         {
             "recipe": recipe.fingerprint(),
             "torch_version": torch.__version__,
-            "device": device.describe(runtime.device),
+            "device": determinism.describe(runtime.device),
             # What made these numbers: the pull-request report compares runs of one machine kind and dtype.
-            "machine": made_on(saved.get("machine", "unknown"), device.machine(runtime.device, runtime.dtype)),
+            "machine": made_on(saved.get("machine", "unknown"), determinism.machine(runtime.device, runtime.dtype)),
             "dtype": str(runtime.dtype),
-            "determinism": device.determinism(runtime.device, ops),
+            "determinism": determinism.promise(runtime.device, ops),
             **models.size(model),
         },
     )

@@ -7,7 +7,7 @@ import torch
 
 from fmnist.core import cli, curves, files, paths, settings
 from fmnist.data import splits
-from fmnist.model import checkpoint, device, inference
+from fmnist.model import checkpoint, determinism, device, inference
 from fmnist.train import distributed, live, training
 from fmnist.train.progress import Reporter, Silent
 
@@ -46,7 +46,7 @@ def main() -> None:
                 watchers.epoch_done(len(rows), rows)
 
         try:
-            with reporter, device.nondeterministic_ops() as nondeterministic:
+            with reporter, determinism.nondeterministic_ops() as nondeterministic:
                 trainer = training.run(
                     recipe, data, world=world, reporter=reporter, on_epoch=after_epoch, resume=state, runtime=runtime
                 )
@@ -72,7 +72,7 @@ def check_batch(recipe: settings.Recipe, world: distributed.World, train_images:
 
 def announce(recipe, runtime, world, images: int, state: dict | None) -> None:
     print(
-        f"train {recipe.name}: {recipe.arch} on {device.describe(runtime.device)}, {runtime.dtype}, "
+        f"train {recipe.name}: {recipe.arch} on {determinism.describe(runtime.device)}, {runtime.dtype}, "
         f"{images} images, {recipe.epochs} epochs"
         + (f", {world.size} processes" if world.size > 1 else "")
         + (f", a resume point after epoch {len(state['history'])}" if state else "")
@@ -106,7 +106,7 @@ def write_outputs(recipe: settings.Recipe, trainer: training.Trainer, nondetermi
         best.epoch,
         best.val_accuracy,
         nondeterministic,
-        device.machine(trainer.runtime.device, trainer.runtime.dtype),
+        determinism.machine(trainer.runtime.device, trainer.runtime.dtype),
     )
     # Summed per epoch (validation included), so a resumed run reports its whole training time.
     seconds = sum(log.seconds for log in history)

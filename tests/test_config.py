@@ -110,7 +110,7 @@ def test_a_batch_size_the_model_sets_is_named_under_the_model():
         parse.parse(set_dotted(with_change("nproc", 3), "models.m.batch_size", 100))
 
 
-def parsed(params: dict) -> parse.Model:
+def parsed(params: dict) -> parse.ModelSettings:
     return parse.parse(params).models["m"]
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 from fmnist.core import files, paths, settings
 from fmnist.data import idx, sources
 from fmnist.data import splits as data
-from fmnist.model import checkpoint, device, inference, models
+from fmnist.model import checkpoint, determinism, device, inference, models
 from fmnist.params import parse
 from fmnist.predict import images
 from fmnist.predict import predict as predicting
@@ -45,7 +45,7 @@ def declared_defaults(cls: type) -> dict:
     return {f.name: settings.default(f) for f in settings.declared(cls)}
 
 
-def write_configs(project_dir, name: str, model: parse.Model) -> None:
+def write_configs(project_dir, name: str, model: parse.ModelSettings) -> None:
     """configs/<name>/*.json, as configure writes them."""
     files.write_json(project_dir / paths.train_config(name), asdict(model.recipe))
     files.write_json(project_dir / paths.evaluate_config(name), asdict(model.evaluation))
@@ -162,7 +162,7 @@ def evaluate_probabilities(repo, images_: torch.Tensor) -> torch.Tensor:
     views = settings.Evaluation.read(repo.path / paths.evaluate_config("tiny")).tta_views
     model, _ = checkpoint.load(repo.path / paths.model("tiny"))
     runtime = inference.Runtime.create(recipe.device, recipe.precision, recipe.arch)
-    device.make_deterministic(recipe.seed)
+    determinism.make_deterministic(recipe.seed)
     model = runtime.place(model)
     logits = inference.predict(model, images_.to(runtime.device), runtime, recipe.eval_batch_size, views)
     return logits.softmax(1).cpu()

@@ -447,7 +447,7 @@ def test_cuda_runs_repeat_their_metrics(repo):
         project.stage(repo, "evaluate", "conv")
         metrics = json.loads((repo / paths.test_metrics("conv")).read_text())
         results.append((metrics["test_accuracy"], metrics["test_loss"]))
-        # The CNN's layers all have deterministic CUDA kernels (its global max-pool is an amax).
+        # The CNN's layers all have deterministic CUDA kernels (its global max-pool is a max with indices).
         determinism = json.loads((repo / "results" / "conv" / "provenance.json").read_text())["determinism"]
         assert determinism.startswith("deterministic CUDA kernels throughout"), determinism
     assert results[0] == results[1]

@@ -7,7 +7,7 @@ import torch
 
 from fmnist.core import settings
 from fmnist.data import splits as data
-from fmnist.model import device, inference, models
+from fmnist.model import determinism, inference, models
 from fmnist.params import parse
 from fmnist.train import training
 from fmnist.train.distributed import World
@@ -56,7 +56,7 @@ def train_loss(model: torch.nn.Module) -> float:
 
 def untrained(cfg: settings.Recipe) -> torch.nn.Sequential:
     """The model as `training.run` starts it."""
-    device.make_deterministic(cfg.seed)
+    determinism.make_deterministic(cfg.seed)
     return models.build(cfg.arch, cfg.options, SPLITS.mean, SPLITS.std)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from fmnist.compare import noise, report, runs, vega
 from fmnist.core import cli, curves, files, paths, settings
 from fmnist.core.errors import FmnistError
+from fmnist.model import determinism
 
 
 def main() -> None:
@@ -70,7 +71,7 @@ def this_machine(tree: Path, name: str) -> str:
 
     recipe = settings.Recipe.read(tree / paths.train_config(name))
     where = device.resolve_device(recipe.device)
-    return device.machine(where, device.resolve_precision(recipe.precision, where))
+    return determinism.machine(where, device.resolve_precision(recipe.precision, where))
 
 
 def models_in(tree: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""A model and how it runs: architectures, device and precision, checkpoints, inference, export."""
+"""A model and how it runs: architectures, device and precision, determinism, checkpoints, inference."""
 
 import os
 

@@ -20,7 +20,7 @@ def save(
     nondeterministic: list[str],
     machine: str,
 ) -> None:
-    """`nondeterministic`: operations training ran without a deterministic kernel (device.nondeterministic_ops);
+    """`nondeterministic`: operations training ran without a deterministic kernel (determinism.nondeterministic_ops);
     `machine`: the kind of machine and precision that trained it (device.machine), which DVC's
     run-cache does not key on, so a restored model still says where it was made."""
     files.save_torch(

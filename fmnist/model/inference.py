@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fmnist.model.device import autocast, keep_freed_memory, resolve_device, resolve_precision, use
+from fmnist.model.device import autocast, resolve_device, resolve_precision, use
 from fmnist.model.models import CONVOLUTIONAL
 
 
@@ -24,7 +24,6 @@ class Runtime:
     def create(cls, device: str, precision: str, arch: str) -> "Runtime":
         where = resolve_device(device)
         use(where)
-        keep_freed_memory()
         return cls(where, resolve_precision(precision, where), channels_last=arch in CONVOLUTIONAL)
 
     def place(self, model: nn.Module) -> nn.Module:

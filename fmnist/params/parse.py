@@ -19,7 +19,9 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # a file name and a 
 
 
 @dataclass(frozen=True)
-class Model:
+class ModelSettings:
+    """One model's settings: what training reads, and what evaluation alone reads."""
+
     recipe: settings.Recipe
     evaluation: settings.Evaluation
     own_globals: frozenset[str]  # the globals this model sets under its own key
@@ -28,7 +30,7 @@ class Model:
 @dataclass(frozen=True)
 class Params:
     data: settings.Data
-    models: dict[str, Model]
+    models: dict[str, ModelSettings]
     globals_: dict[str, Any]
 
     def reach(self, name: str) -> tuple[list[str], list[str]]:
@@ -182,7 +184,7 @@ def parse(raw: Any) -> Params:
     return Params(data, parsed, globals_)
 
 
-def parse_model(name: str, entry: Any, globals_: dict[str, Any]) -> Model:
+def parse_model(name: str, entry: Any, globals_: dict[str, Any]) -> ModelSettings:
     if not MODEL_NAME.fullmatch(name):
         raise ConfigError(
             f"params.yaml: models.{name}: a model name is 1-64 letters, digits, _ and -, "
@@ -205,4 +207,4 @@ def parse_model(name: str, entry: Any, globals_: dict[str, Any]) -> Model:
         raise ConfigError(f"params.yaml: {where} = {recipe.batch_size}: must be a multiple of nproc ({recipe.nproc})")
     check_fits(recipe)
     own_globals = frozenset(f.name for f in settings.declared(settings.Recipe, GLOBAL) if f.name in s.mapping)
-    return Model(recipe, evaluation, own_globals)
+    return ModelSettings(recipe, evaluation, own_globals)

@@ -10,7 +10,7 @@ from torch import nn
 from fmnist.core import paths, settings
 from fmnist.core.errors import FmnistError
 from fmnist.data import splits
-from fmnist.model import checkpoint, device, inference
+from fmnist.model import checkpoint, determinism, inference
 from fmnist.params import parse
 from fmnist.predict import images
 
@@ -70,7 +70,7 @@ def load(name: str | None) -> Classifier:
         return getattr(recipe, key) if recipe else declared_default(settings.Recipe, key)
 
     runtime = inference.Runtime.create("auto", setting("precision"), saved["arch"])
-    device.make_deterministic(setting("seed"))
+    determinism.make_deterministic(setting("seed"))
     return Classifier(name, runtime.place(model), runtime, setting("eval_batch_size"), evaluation.tta_views)
 
 

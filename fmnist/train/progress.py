@@ -27,7 +27,7 @@ class Reporter:
             self.batch_task = self.bars.add_task("batches", total=1, status="")
 
     @property
-    def live(self) -> bool:
+    def shows_batches(self) -> bool:
         """Whether batch progress is shown; reading the running loss costs a device sync."""
         return self.bars is not None
 

@@ -3,6 +3,7 @@
 The train stage, the benchmarks and the tests all call `run`. No file I/O here.
 """
 
+import ctypes
 import math
 import sys
 import time
@@ -16,7 +17,8 @@ from fmnist.core.errors import FmnistError
 from fmnist.core.settings import Recipe
 from fmnist.data.splits import Split, Splits, stratified_indices
 from fmnist.model import models
-from fmnist.model.device import autocast, make_deterministic
+from fmnist.model.determinism import make_deterministic
+from fmnist.model.device import autocast
 from fmnist.model.inference import Runtime, loss_and_accuracy, predict, to_float
 from fmnist.train.augment import alternating_flips, augment, batch_indices, epoch_randoms
 from fmnist.train.distributed import World
@@ -110,19 +112,19 @@ class Lookahead:
         torch._foreach_copy_(self.slow, state)
 
 
-def lr_factor(step: int, total: int, warmup: int, cfg: Recipe) -> float:
+def lr_factor(step: int, total: int, warmup: int, recipe: Recipe) -> float:
     """Linear warm-up from `warmup_from`, then constant, cosine, or linear ("onecycle") decay to `decay_to`."""
     if step < warmup:
-        return cfg.warmup_from + (1 - cfg.warmup_from) * (step + 1) / warmup
+        return recipe.warmup_from + (1 - recipe.warmup_from) * (step + 1) / warmup
     progress = (step - warmup) / max(total - warmup, 1)
-    if cfg.scheduler == "cosine":
-        return cfg.decay_to + (1 - cfg.decay_to) * 0.5 * (1 + math.cos(math.pi * progress))
-    if cfg.scheduler == "onecycle":
-        return cfg.decay_to + (1 - cfg.decay_to) * (1 - progress)
+    if recipe.scheduler == "cosine":
+        return recipe.decay_to + (1 - recipe.decay_to) * 0.5 * (1 + math.cos(math.pi * progress))
+    if recipe.scheduler == "onecycle":
+        return recipe.decay_to + (1 - recipe.decay_to) * (1 - progress)
     return 1.0
 
 
-def parameter_groups(model: nn.Module, cfg: Recipe) -> list[dict]:
+def parameter_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
     """Weights and kernels decay; batch norm's parameters learn `bias_lr_factor` times faster.
 
     Biases and norms decay only with `decay_all`, then at the weights' absolute rate whatever their
@@ -134,28 +136,41 @@ def parameter_groups(model: nn.Module, cfg: Recipe) -> list[dict]:
     weights = [p for p in model.parameters() if p.ndim > 1]
     biases = [p for p in model.parameters() if p.ndim <= 1 and id(p) not in norms]
     norm_params = [p for p in model.parameters() if id(p) in norms]
-    decay = cfg.weight_decay if cfg.decay_all else 0.0
+    decay = recipe.weight_decay if recipe.decay_all else 0.0
     return [
-        {"params": weights, "weight_decay": cfg.weight_decay},
+        {"params": weights, "weight_decay": recipe.weight_decay},
         {"params": biases, "weight_decay": decay},
-        {"params": norm_params, "lr": cfg.lr * cfg.bias_lr_factor, "weight_decay": decay / cfg.bias_lr_factor},
+        {"params": norm_params, "lr": recipe.lr * recipe.bias_lr_factor, "weight_decay": decay / recipe.bias_lr_factor},
     ]
 
 
-def make_optimizer(model: nn.Module, cfg: Recipe) -> torch.optim.Optimizer:
-    groups = [group for group in parameter_groups(model, cfg) if group["params"]]
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    groups = [group for group in parameter_groups(model, recipe) if group["params"]]
     # One fused kernel per step, not a loop over tensors: the small models are bound by per-step overhead.
-    if cfg.optimizer == "sgd":
-        nesterov = cfg.nesterov and cfg.momentum > 0
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov, fused=True)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, fused=True)
-    if cfg.optimizer == "muon":
+    if recipe.optimizer == "sgd":
+        nesterov = recipe.nesterov and recipe.momentum > 0
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=nesterov, fused=True)
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=recipe.lr, fused=True)
+    if recipe.optimizer == "muon":
         filters = [p for p in groups[0]["params"] if p.ndim == 4]
         groups[0]["params"] = [p for p in groups[0]["params"] if p.ndim != 4]
-        muon = {"params": filters, "lr": cfg.muon_lr, "momentum": cfg.muon_momentum, "orthogonal": True}
-        return Muon([muon, *(group for group in groups if group["params"])], lr=cfg.lr, momentum=cfg.momentum)
-    return torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
+        muon = {"params": filters, "lr": recipe.muon_lr, "momentum": recipe.muon_momentum, "orthogonal": True}
+        return Muon([muon, *(group for group in groups if group["params"])], lr=recipe.lr, momentum=recipe.momentum)
+    return torch.optim.AdamW(groups, lr=recipe.lr, fused=True)
+
+
+def keep_freed_memory() -> None:
+    """Have glibc's malloc keep the memory tensors free for the next ones, rather than hand it back
+    to the kernel: every step frees and reallocates the same feature maps, and by default glibc
+    serves each block over 32 MB from fresh pages that the kernel must fault in and zero again at
+    every step. The numbers computed are the same. Without glibc (macOS, musl) a no-op."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):
+        return
+    mallopt(-4, 0)  # M_MMAP_MAX (glibc's malloc.h): every block from the heap, which is reused
+    mallopt(-1, 2**31 - 1)  # M_TRIM_THRESHOLD: nor is the heap's free top returned (the most an int holds)
 
 
 def run(
@@ -173,6 +188,7 @@ def run(
     `runtime`: where to train, if the caller has already chosen (the stage, to join its process group there).
     """
     runtime = runtime or Runtime.create(recipe.device, recipe.precision, recipe.arch)
+    keep_freed_memory()
     train = splits.train
     if recipe.train_subset:
         train = train.take(stratified_indices(train.labels, recipe.train_subset, recipe.seed)[0])
@@ -193,49 +209,49 @@ def run(
 class Trainer:
     """Holds everything that changes during training, so a run can stop after any epoch and resume."""
 
-    def __init__(self, model: nn.Sequential, cfg: Recipe, runtime: Runtime, train: Split, val: Split, world: World):
-        self.cfg, self.runtime, self.world, self.train, self.val = cfg, runtime, world, train, val
+    def __init__(self, model: nn.Sequential, recipe: Recipe, runtime: Runtime, train: Split, val: Split, world: World):
+        self.recipe, self.runtime, self.world, self.train, self.val = recipe, runtime, world, train, val
         self.model = runtime.place(model)
         models.fit_to_data(self.model, to_float(train.images[:WHITENING_IMAGES]))
         self.whitening = [m for m in self.model.modules() if isinstance(m, models.Whiten)]
         # Batch norm stays per rank: SyncBatchNorm has no CPU kernel, and evaluation recomputes the statistics.
-        self.forward = nn.parallel.DistributedDataParallel(self.model) if world.size > 1 else self.model
-        self.forward = torch.compile(self.forward) if cfg.compile else self.forward
-        self.steps_per_epoch = len(train) // cfg.batch_size or 1
-        self.total_steps = self.steps_per_epoch * cfg.epochs
-        warmup = round(cfg.warmup * self.total_steps)
-        self.optimizer = make_optimizer(self.model, cfg)
+        self.network = nn.parallel.DistributedDataParallel(self.model) if world.size > 1 else self.model
+        self.network = torch.compile(self.network) if recipe.compile else self.network
+        self.steps_per_epoch = len(train) // recipe.batch_size or 1
+        self.total_steps = self.steps_per_epoch * recipe.epochs
+        warmup = round(recipe.warmup * self.total_steps)
+        self.optimizer = make_optimizer(self.model, recipe)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, self.total_steps, warmup, cfg)
+            self.optimizer, lambda step: lr_factor(step, self.total_steps, warmup, recipe)
         )
-        self.lookahead = Lookahead(self.model) if cfg.lookahead else None
-        flips = cfg.augment.flip == "alternate"
-        self.flips = alternating_flips(len(train), cfg.seed + 3, runtime.device) if flips else None
+        self.lookahead = Lookahead(self.model) if recipe.lookahead else None
+        flips = recipe.augment.flip == "alternate"
+        self.flips = alternating_flips(len(train), recipe.seed + 3, runtime.device) if flips else None
         self.pixel_mean = self.model[0].mean.item()  # the training split's, which models.build put in Normalize
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (it is then a no-op).
         self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.dtype == torch.float16)
-        self.shuffle_rng = torch.Generator().manual_seed(cfg.seed + 1)
-        self.augment_rng = torch.Generator().manual_seed(cfg.seed + 2)
+        self.shuffle_rng = torch.Generator().manual_seed(recipe.seed + 1)
+        self.augment_rng = torch.Generator().manual_seed(recipe.seed + 2)
         if world.size > 1:
             # The global generator draws dropout's masks (shuffling and augmentation have their own,
             # shared by every rank, above): each rank needs its own, as one process draws a fresh
             # mask for every image, and rank 1 would otherwise repeat rank 0's.
-            torch.manual_seed(cfg.seed + (world.rank << 32))
+            torch.manual_seed(recipe.seed + (world.rank << 32))
         self.history: list[EpochLog] = []
         self.best_state: dict[str, torch.Tensor] = {}
         self.best_accuracy = -1.0
 
     def fit(self, reporter: Reporter, on_epoch: Callable[["Trainer"], None]) -> None:
         """Train from the current epoch to the last; `on_epoch` runs after each (to save a resume point)."""
-        for epoch in range(len(self.history) + 1, self.cfg.epochs + 1):
+        for epoch in range(len(self.history) + 1, self.recipe.epochs + 1):
             started = time.perf_counter()
             train_loss, train_accuracy = self.train_epoch(epoch, reporter)
             recalibrate_batch_norm(
-                self.model, self.train.images[:RECALIBRATION_IMAGES], self.runtime, self.cfg.eval_batch_size
+                self.model, self.train.images[:RECALIBRATION_IMAGES], self.runtime, self.recipe.eval_batch_size
             )
             # No test-time augmentation here: it would multiply the cost of every epoch's check.
-            logits = predict(self.model, self.val.images, self.runtime, self.cfg.eval_batch_size)
+            logits = predict(self.model, self.val.images, self.runtime, self.recipe.eval_batch_size)
             val_loss, val_accuracy = loss_and_accuracy(logits, self.val.labels)
             if not math.isfinite(val_loss):
                 raise self.diverged(epoch, f"the validation loss is {val_loss}")
@@ -249,14 +265,14 @@ class Trainer:
             on_epoch(self)
 
     def train_epoch(self, epoch: int, reporter: Reporter) -> tuple[float, float]:
-        train, cfg = self.train, self.cfg
+        train, recipe = self.train, self.recipe
         self.model.train()
         for m in self.whitening:  # its bias trains early on only, as in airbench: later it only costs time
-            m.bias.requires_grad_(epoch <= cfg.whiten_bias_epochs)
+            m.bias.requires_grad_(epoch <= recipe.whiten_bias_epochs)
         # Dropping the last partial batch keeps batch norm away from tiny batches.
-        batches = batch_indices(len(train), cfg.batch_size, self.shuffle_rng, self.runtime.device)
+        batches = batch_indices(len(train), recipe.batch_size, self.shuffle_rng, self.runtime.device)
         batches = batches[: self.steps_per_epoch]
-        randoms = epoch_randoms(len(batches), cfg.batch_size, cfg.augment, self.augment_rng, self.runtime.device)
+        randoms = epoch_randoms(len(batches), recipe.batch_size, recipe.augment, self.augment_rng, self.runtime.device)
         reporter.start_epoch(epoch, len(batches))
         # Summed loss, correct predictions and images, all-reduced once at the end of the epoch.
         totals = torch.zeros(3, device=self.runtime.device, dtype=torch.float64)
@@ -265,11 +281,15 @@ class Trainer:
             index = index[mine]
             flips = self.flips[index] ^ (epoch % 2 == 0) if self.flips is not None else None
             x = augment(
-                to_float(train.images[index]), cfg.augment, randoms[i - 1][:, mine], mean=self.pixel_mean, flips=flips
+                to_float(train.images[index]),
+                recipe.augment,
+                randoms[i - 1][:, mine],
+                mean=self.pixel_mean,
+                flips=flips,
             )
             y = train.labels[index]
             with autocast(self.runtime.device, self.runtime.dtype):
-                logits = self.forward(self.runtime.input(x))
+                logits = self.network(self.runtime.input(x))
                 loss = self.loss_fn(logits.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
@@ -281,8 +301,8 @@ class Trainer:
             totals[0] += loss.detach() * len(y)
             totals[1] += (logits.argmax(1) == y).sum()
             totals[2] += len(y)
-            if reporter.live and (i % PROGRESS_EVERY == 0 or i == len(batches)):
-                reporter.batches_done(i, i * cfg.batch_size, loss.item())
+            if reporter.shows_batches and (i % PROGRESS_EVERY == 0 or i == len(batches)):
+                reporter.batches_done(i, i * recipe.batch_size, loss.item())
         loss_sum, correct, seen = self.world.sum(totals).tolist()
         # Checked once an epoch, on the sum the epoch needs anyway: a check per step would sync with the device.
         if not loss_sum / seen < EXPLODED:  # NaN fails this too
@@ -291,7 +311,7 @@ class Trainer:
 
     def diverged(self, epoch: int, why: str) -> Diverged:
         return Diverged(
-            f"params.yaml: {self.cfg.key('lr')} = {self.cfg.lr}: training diverged in epoch {epoch} ({why}); "
+            f"params.yaml: {self.recipe.key('lr')} = {self.recipe.lr}: training diverged in epoch {epoch} ({why}); "
             "nothing was saved from it (try a lower lr)"
         )
 
