@@ -20,19 +20,6 @@ from tests.dvc_repo import MODELS, baseline, batch_size_branch, clean, every, ra
 pytestmark = pytest.mark.e2e  # real DVC commands: minutes, so outside `make test-fast`
 
 
-def test_second_repro_runs_nothing(repo):
-    result = project.dvc(repo, "repro")
-    assert ran(result.stdout) == set()
-    assert "Data and pipelines are up to date" in result.stdout
-
-
-def test_status_is_clean_and_lock_lists_every_model(repo):
-    assert "up to date" in project.dvc(repo, "status").stdout
-    lock = (repo / "dvc.lock").read_text()
-    for stage in {"configure"} | every("train", "evaluate"):
-        assert f"{stage}:" in lock
-
-
 def test_a_global_that_some_models_override_does_not_retrain_them(repo):
     """logreg and mlp_small set their own epochs: only cnn, which uses the global, retrains."""
     result = project.dvc(repo, "exp", "run", "-S", "epochs=2")

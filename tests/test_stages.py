@@ -133,15 +133,6 @@ def test_the_export_gives_evaluates_predictions_with_torch_alone(repo):
     assert torch.allclose(logits, expected, atol=1e-5)  # fp32 on both sides: only summation order may differ
 
 
-@pytest.mark.e2e
-def test_checkpoint_loads_with_weights_only(repo):
-    project.stage(repo, "configure")
-    project.stage(repo, "prepare")
-    project.stage(repo, "train", "lin")
-    saved = torch.load(repo / paths.model("lin"), weights_only=True)
-    assert saved["arch"] == "logreg" and 1 <= saved["best_epoch"] <= 3
-
-
 def test_a_bad_parameter_stops_configure_and_so_every_stage_after_it(repo, stage):
     """configure alone reads params.yaml: it refuses before writing, and the stages after it, which
     read only what it wrote, say what to run first."""
