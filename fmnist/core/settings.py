@@ -150,7 +150,7 @@ class Recipe:
     epochs: int = setting(10, Int(1, 10000), "passes over the training split", GLOBAL)
     train_subset: int = setting(0, Int(0), "0 = all training images; N = a stratified N-image subset", GLOBAL)
     compile: bool = setting(
-        False, BOOL, "torch.compile the model for training (slower on the CPUs measured: docs/benchmarks.md)", GLOBAL
+        False, BOOL, "torch.compile the model for training (docs/benchmarks.md: whether it pays on your CPU)", GLOBAL
     )
     nproc: int = setting(1, Int(1, 1024), "processes that train one model together (torchrun, DDP)", GLOBAL)
     optimizer: str = setting(

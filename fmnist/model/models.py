@@ -149,8 +149,8 @@ class LiveTapConv2d(nn.Conv2d):
     On a 1 x 1 map a 3 x 3 convolution with padding 1 is its centre tap alone, and on a 2 x 2 map at
     stride 2 it is its lower-right 2 x 2: ResNet-18's last stage runs on such maps here. The output
     and every gradient are the same (a dead tap's gradient is zero); oneDNN would compute the dead
-    taps all the same, and its backward pass on such maps is slow: without them ResNet-18's training
-    step takes about 0.8x the time in bf16 and 0.5x in fp32 (`python -m bench.live_taps`).
+    taps all the same, and its backward pass on such maps is slow (`python -m bench.live_taps`
+    measures the step with and without them).
     """
 
     def live(self, x: torch.Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
