@@ -51,7 +51,7 @@ def markdown(result: dict, picture: str | None) -> str:
         lines += ["The change reaches no stage that trains or evaluates a model: nothing was retrained.", ""]
     else:
         lines += [
-            f"Retrained here: {', '.join(result['retrained']) or 'nothing (restored from the run-cache)'}.",
+            f"Ran here: {', '.join(result['retrained']) or 'nothing (restored from the run-cache)'}.",
             f"Base rerun here, for like with like: {', '.join(result['retrained_base']) or 'nothing'}.",
             "",
             "| model | metric | base | new | change |",
