@@ -45,8 +45,8 @@ class Case:
 
 # The cnn recipe for the race to 91%: the fastest of the short ones tried (docs/benchmarks.md) whose
 # validation accuracy cleared 91.5%, a margin for the test split
-# (python -m bench.trials cnn --vary 'channels=[16,32,64] epochs=4').
-FAST_CNN = {"channels": [16, 32, 64], "epochs": 4}
+# (python -m bench.trials cnn --vary 'channels=[16,32,64] epochs=2'; its rows are in bench/trials.jsonl).
+FAST_CNN = {"channels": [16, 32, 64], "epochs": 2}
 
 CASES = {
     "cnn": Case("cnn", (0.91, 0.93, 0.94), 6, "tutorial", race=FAST_CNN),
@@ -69,7 +69,7 @@ class LoopTimer(Silent):
     progress call marks (made every few batches and at the last; each reads the loss, a device sync).
     Batch norm's recalibration and the validation pass after it are not timed."""
 
-    live = True  # asks training for those calls; nothing is shown
+    shows_batches = True  # asks training for those calls; nothing is shown
 
     def __init__(self) -> None:
         super().__init__()

@@ -184,3 +184,10 @@ def test_models_the_base_lacks_are_reported_new(repo):
         "3 models changed (cnn new model; logreg new model; mlp_small new model)"
         in (repo / "report" / "report.md").read_text()
     )
+
+
+@pytest.mark.e2e
+def test_an_unknown_base_is_one_line(repo):
+    result = project.run(repo, sys.executable, "-m", "fmnist.compare", "--base", "nosuch", check=False)
+    assert result.returncode != 0
+    assert result.stderr == "error: nosuch: no such commit here (git fetch it first?)\n"

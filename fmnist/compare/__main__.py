@@ -29,7 +29,10 @@ def main() -> None:
     parser.add_argument("--out", default="report", type=Path, help="directory for the report files")
     args = parser.parse_args()
     repo = Path.cwd()
-    base = runs.command(repo, "git", "rev-parse", "--verify", "--quiet", f"{args.base}^{{commit}}").strip()
+    try:
+        base = runs.command(repo, "git", "rev-parse", "--verify", "--quiet", f"{args.base}^{{commit}}").strip()
+    except FmnistError:
+        raise FmnistError(f"{args.base}: no such commit here (git fetch it first?)") from None
     try:
         base_lock = runs.command(repo, "git", "show", f"{base}:dvc.lock")
     except FmnistError:
