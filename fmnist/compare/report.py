@@ -2,7 +2,6 @@
 changed beside its base and its spread over seeds, then the models the change does not reach."""
 
 import json
-import sys
 from pathlib import Path
 
 from fmnist.compare import runs
@@ -12,7 +11,7 @@ HEADLINE = ("test_accuracy", "test_macro_f1", "test_loss", "best_val_accuracy")
 
 
 def param_changes(repo: Path, base: str) -> list[dict]:
-    diff = json.loads(runs.command(repo, sys.executable, "-m", "dvc", "params", "diff", base, "HEAD", "--json") or "{}")
+    diff = json.loads(runs.dvc(repo, "params", "diff", base, "HEAD", "--json") or "{}")
     return [
         {"param": name, "base": change.get("old"), "new": change.get("new")}
         for params in diff.values()
