@@ -31,9 +31,11 @@ def variant(raw: dict, name: str, overrides: dict) -> parse.ModelSettings:
     return parse.parse(changed).models[name]
 
 
-def key(recipe: Recipe, dtype: str) -> dict:
+def key(recipe: Recipe, dtype: str, val_size: int | None = None) -> dict:
+    """`val_size` only where a run split the data otherwise than data/prepared/ (bench.trials --val-size)."""
+    split = {} if val_size is None else {"val_size": val_size}
     # Through JSON, as a logged row reads back: tuples become lists, so equal recipes compare equal.
-    return json.loads(json.dumps({"model": recipe.name, "changes": recipe.changes(), "dtype": dtype}))
+    return json.loads(json.dumps({"model": recipe.name, "changes": recipe.changes(), "dtype": dtype} | split))
 
 
 def rows(log: Path) -> list[dict]:
@@ -43,7 +45,10 @@ def rows(log: Path) -> list[dict]:
 def recorded(logged: list[dict], key: dict, test: bool) -> dict | None:
     """The logged run with this key, if there is one (one scored on the test split too, if `test`)."""
     current = (row for row in logged if "superseded" not in row)
-    return next((row for row in current if {k: row.get(k) for k in key} == key and ("test" in row or not test)), None)
+    same = (
+        row for row in current if {k: row.get(k) for k in {*key, "val_size"}} == key | {"val_size": key.get("val_size")}
+    )
+    return next((row for row in same if "test" in row or not test), None)
 
 
 def append(log: Path, row: dict) -> None:

@@ -4,6 +4,7 @@
     python -m bench.trials cnn -S epochs=6 -S 'channels=[48, 96, 96]' # a variant (keys under models.cnn)
     python -m bench.trials cnn --ablation --seeds 0 1 2               # each trick switched off in turn
     python -m bench.trials cnn --seeds 0 1 2 --test                   # the defaults' test accuracy too
+    python -m bench.trials cnn --val-size 0 --test                    # a final fit on all 60k: test only
 
 Trains in this process on data/prepared/ (run `dvc repro prepare` first) through the train stage's
 own entry point, `fmnist.train.training.run`, with params.yaml read as configure reads it: same
@@ -26,12 +27,13 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import log
-from fmnist.core import cli, paths
+from fmnist.core import cli, paths, settings
 from fmnist.core.settings import Recipe
 from fmnist.data import splits
 from fmnist.model import determinism, device, inference
 from fmnist.params import parse
 from fmnist.train import training
+from stages import prepare
 
 VIEWS = (1, 2, 6)
 
@@ -67,6 +69,14 @@ def parse_override(text: str) -> tuple[str, object]:
     return key, yaml.safe_load(value)
 
 
+def training_splits(raw: dict, val_size: int | None) -> splits.Splits:
+    """data/prepared/'s, or with another val_size, the raw files split afresh as prepare would."""
+    if val_size is None:
+        return splits.load_training(paths.PREPARED)
+    parts, stats = prepare.split(settings.Data(seed=parse.parse(raw).data.seed, val_size=val_size))
+    return splits.Splits(parts["train"], parts["val"], stats["mean"], stats["std"])
+
+
 def check(recipe: Recipe, data: splits.Splits) -> None:
     """What the train stage refuses, refused here too; and several processes, as a trial trains in this one."""
     device.check_machine(recipe, recipe.nproc)
@@ -86,12 +96,12 @@ def trial(model: parse.ModelSettings, data: splits.Splits, runtime: inference.Ru
         logits = inference.predict(trainer.model, split.images, runtime, recipe.eval_batch_size, views)
         return round(inference.loss_and_accuracy(logits, split.labels)[1], 4)
 
-    best = max(trainer.history, key=lambda epoch: epoch.val_accuracy)
+    best = trainer.best_epoch()
     result = {
         "best_epoch": best.epoch,
         # As the stage's timing.json counts it: each epoch's training and validation.
         "train_seconds": round(sum(epoch.seconds for epoch in trainer.history), 1),
-        "val": {str(views): accuracy(trainer.val, views) for views in VIEWS},
+        "val": {str(views): accuracy(trainer.val, views) for views in VIEWS} if len(trainer.val) else {},
     }
     if test:
         test_split = splits.load_split(paths.PREPARED, "test").to(runtime.device)
@@ -125,6 +135,9 @@ def main() -> None:
     parser.add_argument("--log", type=Path, default=log.LOG, help="finished runs, appended")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown, for the docs")
     parser.add_argument("--logged", action="store_true", help="train nothing: tabulate the runs --log holds")
+    parser.add_argument(
+        "--val-size", type=int, help="split data/raw/ as prepare would with this val_size (0: train on all 60k)"
+    )
     args = parser.parse_args()
     base = dict(args.overrides)
     if args.ablation:
@@ -147,7 +160,7 @@ def main() -> None:
         for seed in args.seeds:
             model = log.variant(raw, args.model, overrides | {"seed": seed})
             runtime = runtime_for(model.recipe.device, model.recipe.precision, model.recipe.arch)
-            key = log.key(model.recipe, str(runtime.dtype))
+            key = log.key(model.recipe, str(runtime.dtype), args.val_size)
             # A run from another CPU kind is evidence (--logged shows it), but sizing here means timing here.
             row = log.recorded(logged, key if args.logged else key | machine(runtime), args.test)
             if row is None and args.logged:
@@ -155,7 +168,7 @@ def main() -> None:
                 continue
             if row is None:
                 if data is None:
-                    data = splits.load_training(paths.PREPARED)
+                    data = training_splits(raw, args.val_size)
                 row = key | machine(runtime) | {"overrides": overrides | {"seed": seed}}
                 row |= trial(model, data, runtime, args.test)
                 log.append(args.log, row)
@@ -177,7 +190,7 @@ def show(rows: list[tuple[str, dict]], test: bool, markdown: bool) -> None:
         table.add_column(column, justify="left" if column == "variant" else "right")
     for variant in dict.fromkeys(label for label, _ in rows):
         runs = [row for label, row in rows if label == variant]
-        cells = [log.summary([row["val"][str(v)] for row in runs]) for v in VIEWS]
+        cells = [log.summary([row["val"][str(v)] for row in runs]) if runs[0]["val"] else "-" for v in VIEWS]
         seconds = f"{statistics.mean(row['train_seconds'] for row in runs):.0f}"
         tested = [log.summary([row["test"] for row in runs])] if test else []
         table.add_row(variant, str(len(runs)), *cells, seconds, *tested)

@@ -5,8 +5,8 @@ from fmnist.data import idx
 from fmnist.data import splits as data
 
 
-def main() -> None:
-    params = settings.Data.read(paths.DATA_CONFIG)
+def split(params: settings.Data) -> tuple[dict[str, data.Split], dict]:
+    """The raw IDX files as train / val / test splits, and the statistics of each."""
     train_images = idx.read(paths.RAW / idx.TRAIN_IMAGES.name)
     train_labels = idx.read(paths.RAW / idx.TRAIN_LABELS.name).long()
     test = data.Split(
@@ -25,11 +25,16 @@ def main() -> None:
         "std": round(pixels.std().item(), 6),
         "class_counts": {name: data.class_counts(split.labels) for name, split in splits.items()},
     }
+    return splits, stats
+
+
+def main() -> None:
+    splits, stats = split(settings.Data.read(paths.DATA_CONFIG))
     with files.atomic_dir(paths.PREPARED) as staging:
-        for name, split in splits.items():
-            files.save_torch(staging / f"{name}.pt", {"images": split.images.contiguous(), "labels": split.labels})
+        for name, part in splits.items():
+            files.save_torch(staging / f"{name}.pt", {"images": part.images.contiguous(), "labels": part.labels})
         files.write_json(staging / paths.STATS.name, stats)
-    sizes = ", ".join(f"{name} {len(split)}" for name, split in splits.items())
+    sizes = ", ".join(f"{name} {len(part)}" for name, part in splits.items())
     print(f"prepare: {sizes} images in {paths.PREPARED}/")
 
 

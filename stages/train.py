@@ -97,7 +97,7 @@ def read_resume(path, recipe: settings.Recipe) -> dict | None:
 
 def write_outputs(recipe: settings.Recipe, trainer: training.Trainer, nondeterministic: list[str]) -> None:
     history = trainer.history
-    best = max(history, key=lambda log: log.val_accuracy)  # the first best, as the trainer kept
+    best = trainer.best_epoch()
     checkpoint.save(
         paths.model(recipe.name),
         trainer.best_state,

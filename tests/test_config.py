@@ -52,7 +52,7 @@ BAD = [
     ("batch_size", "big", 'batch_size = "big": must be an integer'),
     ("batch_size", 12.5, "batch_size = 12.5: must be an integer"),
     ("epochs", -1, "epochs = -1: must be an integer in [1, 10000]"),
-    ("epochs", True, "epochs = True: must be an integer"),
+    ("epochs", True, "epochs = true: must be an integer"),
     # A global overridden under a model is named where it was written.
     ("models.m.device", "gpu", 'models.m.device = "gpu": must be auto, cpu, cuda or cuda:N'),
     ("models.m.batch_size", 0, "models.m.batch_size = 0: must be an integer in [1, 65536]"),
@@ -74,7 +74,7 @@ BAD = [
         "models.m.hidden = [128, 2000000000]: must be a non-empty list of integers in [1, 16384]",
     ),
     ("models.m.hidden", {"a": 1}, 'models.m.hidden = {"a": 1}: must be a non-empty list'),
-    ("models.m.augment", [1], "models.m.augment must be a mapping, got [1]"),
+    ("models.m.augment", [1], "models.m.augment = [1]: must be a mapping"),
     (
         "models.m.augment",
         {"rotate": 10},
@@ -86,11 +86,13 @@ BAD = [
     ("models.m.dropout", 1.0, "models.m.dropout = 1.0: must be a number in [0, 1)"),
     ("models.m.label_smoothing", 2, "models.m.label_smoothing = 2: must be a number in [0, 1)"),
     ("models.m.warmup", 1.5, "models.m.warmup = 1.5: must be a number in [0, 1]"),
-    ("models.m", [1, 2], "models.m must be a mapping, got [1, 2]"),
-    ("models", {}, "models: must name at least one model"),
-    ("models", ["m"], 'models must be a mapping, got ["m"]'),
-    ("models", DELETE, "models must be a mapping, got None"),
-    ("val_size", 0, "val_size = 0: must be an integer >= 1"),
+    ("models.m", [1, 2], "models.m = [1, 2]: must be a mapping"),
+    ("models", {}, "models = {}: must be a non-empty mapping"),
+    ("models", ["m"], 'models = ["m"]: must be a non-empty mapping'),
+    ("models", DELETE, "models: required key missing (one entry per model"),
+    ("models.m.tta_views", True, "models.m.tta_views = true: must be one of 1, 2, 6"),  # true == 1 in Python
+    ("models.m.lr", float("nan"), "models.m.lr = nan: must be a number in (0, 10]"),
+    ("val_size", -1, "val_size = -1: must be an integer >= 0"),
     ("train_subset", -5, "train_subset = -5: must be an integer >= 0"),
     ("nproc", 3, "batch_size = 256: must be a multiple of nproc (3)"),
     ("models.m.nproc", 3, "batch_size = 256: must be a multiple of nproc (3)"),
@@ -197,18 +199,19 @@ def test_changes_are_the_required_keys_and_what_differs_from_the_defaults_as_dot
     assert other.fingerprint() != recipe.fingerprint()
 
 
-def with_one_more_setting(scope: str) -> type:
+def with_one_more_setting() -> type:
     """Recipe as it would be with one more setting whose default does nothing, declared last."""
-    new = settings.setting(0, settings.Int(0, 5), "a setting nobody has set yet", scope)
-    return dataclasses.make_dataclass("Recipe", [("new_setting", int, new)], bases=(settings.Recipe,), frozen=True)
+    new = settings.setting(int, "a setting nobody has set yet", ge=0, le=5)
+    return dataclasses.make_dataclass(
+        "Recipe", [("new_setting", new, 0)], bases=(settings.Recipe,), frozen=True, kw_only=True
+    )
 
 
-@pytest.mark.parametrize("scope", [settings.MODEL, settings.GLOBAL])
-def test_a_new_setting_at_its_default_changes_no_models_key(monkeypatch, scope):
+def test_a_new_setting_at_its_default_changes_no_models_key(monkeypatch):
     """Logged trials and resume points are keyed on the fingerprint: adding a setting must not void them."""
     before = parse.load(ROOT / "params.yaml").models
     # Swapped in where parse and Recipe.changes both look, as adding the field to Recipe itself would.
-    monkeypatch.setattr(settings, "Recipe", with_one_more_setting(scope))
+    monkeypatch.setattr(settings, "Recipe", with_one_more_setting())
     after = parse.load(ROOT / "params.yaml").models
     assert set(after) == set(before)
     for name, model in after.items():
@@ -219,35 +222,28 @@ def test_a_new_setting_at_its_default_changes_no_models_key(monkeypatch, scope):
         assert set_to_one.changes() == {**before[name].recipe.changes(), "new_setting": 1}
 
 
-def test_key_names_where_the_setting_was_written(tmp_path):
-    params = tmp_path / "params.yaml"
-    for raw, device_key in ((GOOD, "device"), (with_change("models.m.device", "cpu"), "models.m.device")):
-        params.write_text(yaml.safe_dump(raw))
-        assert parsed(raw).recipe.key("device", params) == device_key
-    assert parsed(GOOD).recipe.key("device", tmp_path / "absent.yaml") == "device"
+def test_a_stage_names_a_global_with_its_model_and_a_models_own_key_in_full():
+    assert parsed(GOOD).recipe.key("device") == "device (models.m)"
+    assert parsed(GOOD).recipe.key("lr") == "models.m.lr"
 
 
-def machine_check(tmp_path, monkeypatch, path: str, value) -> None:
-    """device.check_machine on `path: value`, with params.yaml as configure read it (its messages name keys from it)."""
-    raw = with_change(path, value)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.chdir(tmp_path)
-    device.check_machine(parsed(raw).recipe)
+def machine_check(path: str, value) -> None:
+    device.check_machine(parsed(with_change(path, value)).recipe)
 
 
-def test_machine_check_names_the_key_as_written(tmp_path, monkeypatch):
+def test_machine_check_names_the_key_and_the_model(monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ConfigError, match=r'^params.yaml: device = "cuda": CUDA is not available'):
-        machine_check(tmp_path, monkeypatch, "device", "cuda")
-    with pytest.raises(ConfigError, match=r'^params.yaml: models.m.precision = "fp16": fp16 needs CUDA'):
-        machine_check(tmp_path, monkeypatch, "models.m.precision", "fp16")
+    with pytest.raises(ConfigError, match=r'^params.yaml: device \(models.m\) = "cuda": CUDA is not available'):
+        machine_check("device", "cuda")
+    with pytest.raises(ConfigError, match=r'^params.yaml: precision \(models.m\) = "fp16": fp16 needs CUDA'):
+        machine_check("models.m.precision", "fp16")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    with pytest.raises(ConfigError, match=r'^params.yaml: models.m.device = "cuda:1": only 1 CUDA device'):
-        machine_check(tmp_path, monkeypatch, "models.m.device", "cuda:1")
-    machine_check(tmp_path, monkeypatch, "device", "cuda:0")
+    with pytest.raises(ConfigError, match=r'^params.yaml: device \(models.m\) = "cuda:1": only 1 CUDA device'):
+        machine_check("models.m.device", "cuda:1")
+    machine_check("device", "cuda:0")
 
 
 def test_settings_read_back_from_configures_files_equal_the_parsed_ones(tmp_path):
@@ -282,11 +278,13 @@ def test_the_params_comment_block_documents_every_setting_with_its_default():
     text = (ROOT / "params.yaml").read_text()
     assert text == schema.with_comment_block(text), "run: make schema"
     block = schema.comment_block().replace("#     ", "#   ")
-    classes = (settings.Recipe, settings.Data, settings.Evaluation, settings.Augment, *settings.ARCH_OPTIONS.values())
-    for cls in classes:
-        for f in settings.declared(cls):
-            value = settings.default(f)
-            written = "(required)" if value is settings.REQUIRED else schema.shown(value)
+    classes = (settings.ParamsFile, settings.Recipe, settings.Evaluation, settings.Augment)
+    for cls in (*classes, *settings.ARCH_OPTIONS.values()):
+        for f in dataclasses.fields(cls):
+            if f.name in ("name", "options", "augment", "models"):  # not settings, or sections
+                continue
+            value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            written = "(required)" if value is dataclasses.MISSING else schema.shown(value)
             assert f"#   {f.name}: {written} " in block, f.name
 
 
@@ -302,3 +300,13 @@ def test_the_schema_knows_every_key_the_repository_params_use():
     for name, entry in raw["models"].items():
         assert set(entry) <= set(model["properties"]), name
         assert set(entry.get("augment", {})) <= set(model["properties"]["augment"]["properties"])
+
+
+def test_gpu_checks_recipe_made_without_configure_is_the_one_configure_makes():
+    from bench import gpu_check
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    default = parse.parse(raw).models["resnet18"].recipe
+    for dotted, value in gpu_check.RESNET_FULL.items():
+        set_dotted(raw, f"models.resnet18.{dotted}", value)
+    assert gpu_check.full_resolution(default) == parse.parse(raw).models["resnet18"].recipe

@@ -88,7 +88,7 @@ def test_alternating_flip_shows_every_image_both_ways_in_two_epochs():
 
 def test_an_epochs_randoms_are_one_draw_with_a_row_per_use():
     settings = Augment(crop=2, flip=True, erase=0.5)
-    assert augment.random_draws(settings) == 8 and augment.random_draws(Augment(0, False, 0.0)) == 0
+    assert augment.random_draws(settings) == 8 and augment.random_draws(Augment()) == 0
     assert augment.random_draws(Augment(contrast=0.1)) == 2
     randoms = augment.epoch_randoms(3, 16, settings, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert randoms.shape == (3, 8, 16)

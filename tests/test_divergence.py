@@ -17,20 +17,18 @@ def splits() -> Splits:
 
 def recipe(**changes) -> settings.Recipe:
     base = {"arch": "mlp", "lr": 10.0, "optimizer": "sgd", "epochs": 3, "batch_size": 50, "device": "cpu"}
-    return settings.Recipe("mlp", **(base | changes), options={"hidden": [64], "dropout": 0.0})
+    return settings.Recipe(name="mlp", **(base | changes), options={"hidden": [64], "dropout": 0.0})
 
 
-def test_a_finite_but_exploding_training_loss_stops_training(monkeypatch):
-    monkeypatch.chdir("/")  # no params.yaml: the message names the global key
+def test_a_finite_but_exploding_training_loss_stops_training():
     with pytest.raises(training.Diverged) as error:
         training.run(recipe(), splits())
     message = str(error.value)
-    assert message.startswith("params.yaml: lr = 10.0: training diverged in epoch 1 (the training loss is ")
+    assert message.startswith("params.yaml: models.mlp.lr = 10.0: training diverged in epoch 1 (the training loss is ")
     assert message.endswith("nothing was saved from it (try a lower lr)")
 
 
 def test_a_nan_validation_loss_stops_training_even_when_the_training_loss_looks_fine(monkeypatch):
-    monkeypatch.chdir("/")
     calls = []
 
     def nan_after_first(logits, labels):

@@ -62,3 +62,13 @@ def test_an_error_quoting_a_huge_value_cuts_it_short(tmp_path):
     with pytest.raises(ConfigError) as error:
         parse.load(params)
     assert len(str(error.value)) < 150 and "..." in str(error.value)
+
+
+def test_params_are_read_as_yaml_1_2_like_dvc_reads_them(tmp_path):
+    """1e-3 is a number (YAML 1.1 loaders read a string), and yes is a string, not true."""
+    params = tmp_path / "params.yaml"
+    params.write_text(MODEL.replace("lr: 0.1", "lr: 1e-3"))
+    assert parse.load(params).models["m"].recipe.lr == 0.001
+    params.write_text(MODEL + "    compile: yes\n")
+    with pytest.raises(ConfigError, match='^params.yaml: models.m.compile = "yes": must be true or false$'):
+        parse.load(params)

@@ -41,10 +41,6 @@ PARAMS = {
 e2e = pytest.mark.e2e
 
 
-def declared_defaults(cls: type) -> dict:
-    return {f.name: settings.default(f) for f in settings.declared(cls)}
-
-
 def write_configs(project_dir, name: str, model: parse.ModelSettings) -> None:
     """configs/<name>/*.json, as configure writes them."""
     files.write_json(project_dir / paths.train_config(name), asdict(model.recipe))
@@ -70,10 +66,10 @@ def untrained(tmp_path, monkeypatch):
 
 def test_a_model_without_configs_runs_with_the_declared_defaults(untrained):
     classifier = predicting.load("m")
-    recipe = declared_defaults(settings.Recipe)
+    defaults = settings.Globals()
     assert classifier.tta_views == settings.Evaluation().tta_views
-    assert classifier.batch_size == recipe["eval_batch_size"]
-    assert classifier.runtime.dtype == device.resolve_precision(recipe["precision"], classifier.runtime.device)
+    assert classifier.batch_size == defaults.eval_batch_size
+    assert classifier.runtime.dtype == device.resolve_precision(defaults.precision, classifier.runtime.device)
 
 
 def test_a_model_with_configs_runs_as_they_say(untrained):
@@ -83,7 +79,7 @@ def test_a_model_with_configs_runs_as_they_say(untrained):
         recipe=replace(configured.recipe, eval_batch_size=64, precision="fp32"),
         evaluation=settings.Evaluation(tta_views=6),
     )
-    assert changed.recipe.eval_batch_size != declared_defaults(settings.Recipe)["eval_batch_size"]
+    assert changed.recipe.eval_batch_size != settings.Globals().eval_batch_size
     write_configs(untrained, "m", changed)
     classifier = predicting.load("m")
     assert (classifier.batch_size, classifier.runtime.dtype, classifier.tta_views) == (64, torch.float32, 6)

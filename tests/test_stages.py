@@ -159,6 +159,15 @@ def test_a_refused_configure_leaves_the_settings_it_wrote_before(repo, stage):
     assert digests(repo / paths.CONFIGS) == written
 
 
+def test_val_size_zero_trains_on_every_training_image_and_keeps_the_last_epoch(repo, stage):
+    project.write_params(repo, {**TINY, "val_size": 0})
+    for command in (["configure"], ["prepare"], ["train", "lin"], ["evaluate", "lin"]):
+        assert stage(*command).returncode == 0, command
+    counts = json.loads((repo / paths.STATS).read_text())["class_counts"]
+    assert sum(counts["val"].values()) == 0 and sum(counts["train"].values()) == 600
+    assert checkpoint.load(repo / paths.model("lin"))[1]["best_epoch"] == TINY["epochs"]
+
+
 def test_val_size_larger_than_data_is_refused(repo, stage):
     project.write_params(repo, {**TINY, "val_size": 700})
     assert stage("configure").returncode == 0  # the data's size is prepare's to know
@@ -169,13 +178,13 @@ def test_val_size_larger_than_data_is_refused(repo, stage):
 @pytest.mark.parametrize(
     "where, key, value, message",
     [
-        ("top", "device", "cuda", 'params.yaml: device = "cuda": CUDA is not available here'),
-        ("lin", "device", "cuda:1", 'params.yaml: models.lin.device = "cuda:1": CUDA is not available here'),
-        ("top", "precision", "fp16", 'params.yaml: precision = "fp16": fp16 needs CUDA'),
-        ("lin", "precision", "fp16", 'params.yaml: models.lin.precision = "fp16": fp16 needs CUDA'),
+        ("top", "device", "cuda", 'params.yaml: device (models.lin) = "cuda": CUDA is not available here'),
+        ("lin", "device", "cuda:1", 'params.yaml: device (models.lin) = "cuda:1": CUDA is not available here'),
+        ("top", "precision", "fp16", 'params.yaml: precision (models.lin) = "fp16": fp16 needs CUDA'),
+        ("lin", "precision", "fp16", 'params.yaml: precision (models.lin) = "fp16": fp16 needs CUDA'),
     ],
 )
-def test_machine_refusals_name_the_key_as_written(repo, stage, where, key, value, message):
+def test_machine_refusals_name_the_key_and_the_model(repo, stage, where, key, value, message):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     (params if where == "top" else params["models"]["lin"])[key] = value
     project.write_params(repo, params)
@@ -193,6 +202,16 @@ def test_configure_starts_without_torch(repo):
     assert json.loads((repo / paths.DATA_CONFIG).read_text()) == {"seed": 0, "val_size": TINY["val_size"]}
 
 
+def test_the_stages_after_configure_run_without_pydantic_or_ruamel(repo, stage):
+    """As on the GPU image, which lacks both: configure's JSON is all that train and evaluate read."""
+    assert stage("configure").returncode == 0
+    blocked = "import sys; sys.modules.update(pydantic=None, ruamel=None); import runpy; sys.argv = sys.argv[1:]; "
+    run = blocked + "runpy.run_module(sys.argv[0], run_name='__main__')"
+    for command in (["stages.prepare"], ["stages.train", "lin"], ["stages.evaluate", "lin"]):
+        project.run(repo, sys.executable, "-c", run, *command)
+    assert json.loads((repo / "metrics" / "lin.json").read_text())["test_accuracy"] > 0
+
+
 def set_train_subset(repo, size: int, model: str | None) -> None:
     """`train_subset: size` under `model`, or as the global when model is None."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -208,11 +227,11 @@ def test_train_subset_larger_than_data_is_refused(repo, stage):
     configure_and_prepare(stage)
     set_train_subset(repo, 10_000, "lin")
     assert stage("configure").returncode == 0
-    assert_one_line_error(stage("train", "lin"), "models.lin.train_subset = 10000: must not exceed the 500 images")
+    assert_one_line_error(stage("train", "lin"), "train_subset (models.lin) = 10000: must not exceed the 500 images")
     project.write_params(repo, TINY)
-    set_train_subset(repo, 10_000, None)  # the global, named as such
+    set_train_subset(repo, 10_000, None)  # the global
     assert stage("configure").returncode == 0
-    assert_one_line_error(stage("train", "lin"), "params.yaml: train_subset = 10000: must not exceed")
+    assert_one_line_error(stage("train", "lin"), "params.yaml: train_subset (models.lin) = 10000: must not exceed")
 
 
 def test_train_before_prepare_is_one_line(repo, stage):
@@ -229,7 +248,7 @@ def test_a_batch_of_one_image_is_refused_before_training(repo, stage):
     configure_and_prepare(stage)
     set_train_subset(repo, 1, "conv")
     assert stage("configure").returncode == 0
-    assert_one_line_error(stage("train", "conv"), "models.conv.train_subset = 1: leaves 1 image(s) per batch")
+    assert_one_line_error(stage("train", "conv"), "train_subset (models.conv) = 1: leaves 1 image(s) per batch")
 
 
 def test_a_full_disk_while_saving_the_model_is_one_line(repo, stage, monkeypatch):

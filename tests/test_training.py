@@ -1,6 +1,7 @@
 """Training in process, on a synthetic split: it learns, and resuming gives the same state."""
 
 import io
+import math
 
 import pytest
 import torch
@@ -214,3 +215,12 @@ def test_a_diverged_loss_stops_training_with_one_line_before_anything_is_kept():
     ):
         trainer.fit(Silent(), on_epoch=kept.append)
     assert kept == [] and trainer.history == []
+
+
+def test_without_a_validation_split_training_keeps_the_last_epoch():
+    """val_size: 0, the final fit on every training image: no epoch can be chosen, so the last one is kept."""
+    empty = VAL.take(torch.arange(0))
+    trainer = training.run(recipe(3), data.Splits(TRAIN, empty, 0.3, 0.3), runtime=RUNTIME)
+    assert trainer.best_epoch() is trainer.history[-1] and math.isnan(trainer.history[-1].val_accuracy)
+    last = {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
+    assert all(torch.equal(last[k], v) for k, v in trainer.best_state.items())

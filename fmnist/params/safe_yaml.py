@@ -1,12 +1,15 @@
-"""params.yaml as data, refusing in one line what YAML loaders take silently or choke on.
+"""params.yaml as data, read as DVC reads it (ruamel.yaml, YAML 1.2), refusing in one line what loaders
+take silently or choke on.
 
-A key written twice (loaders keep the last, so an edit to the first changes nothing), an alias
-that contains itself, aliases nested to expand exponentially ("billion laughs"), and bytes that
-are not UTF-8. The node graph is checked before anything is built from it, so checking costs
-time and memory in proportion to the file, never to what it would expand to.
+A key written twice (ruamel refuses it too, but names neither the key's path nor its first line),
+an alias that contains itself, aliases nested to expand exponentially ("billion laughs"), and
+bytes that are not UTF-8. The node graph is checked before anything is built from it, so checking
+costs time and memory in proportion to the file, never to what it would expand to.
 """
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from fmnist.core.errors import ConfigError
 
@@ -21,51 +24,38 @@ def load(text: bytes, name: str = "params.yaml"):
         raise ConfigError(
             f"{name}: line {line}: not UTF-8 (byte 0x{text[error.start]:02x}); save it as UTF-8"
         ) from None
+    reader = YAML(typ="safe", pure=True)
     try:
-        node = yaml.compose(decoded, Loader=yaml.SafeLoader)
-        if node is None:
-            return None
-        check(node, name)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{name}: {where(error)}not valid YAML ({reason(error)})") from None
+        node = reader.compose(decoded)
+        if node is not None:
+            check(node, name)
+        return None if node is None else reader.constructor.construct_document(node)
+    except YAMLError as error:
+        mark = getattr(error, "problem_mark", None)  # where the parser stopped, counted from 1 as editors do
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        reason = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{name}: {where}not valid YAML ({reason})") from None
     except RecursionError:
         raise ConfigError(f"{name}: nested too deeply to be settings") from None
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_document(node)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{name}: {where(error)}not valid YAML ({reason(error)})") from None
-    finally:
-        loader.dispose()
 
 
-def where(error: yaml.YAMLError) -> str:
-    """ "line L, column C: " where the parser stopped, as an editor counts them (from 1)."""
-    mark = getattr(error, "problem_mark", None)
-    return f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-
-
-def reason(error: yaml.YAMLError) -> str:
-    return getattr(error, "problem", None) or str(error).splitlines()[0]
-
-
-def check(root: yaml.Node, name: str) -> None:
+def check(root: Node, name: str) -> None:
     """Refuse duplicate keys and aliases that recurse or expand past MAX_VALUES."""
     sizes: dict[int, int] = {}  # expanded size of each node checked so far, by id: aliases share nodes
     open_nodes: set[int] = set()  # the nodes on the path from the root: meeting one again is a cycle
 
-    def size(node: yaml.Node, path: str) -> int:
+    def size(node: Node, path: str) -> int:
         if id(node) in sizes:
             return sizes[id(node)]
         if id(node) in open_nodes:
             raise ConfigError(f"{name}: line {node.start_mark.line + 1}: an alias that contains itself")
         open_nodes.add(id(node))
         total = 1
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, MappingNode):
             duplicates(node, name, path)
             children = [(child, f"{path}{key.value}.") for key, value in node.value for child in (key, value)]
         else:
-            children = [(child, path) for child in node.value] if isinstance(node, yaml.SequenceNode) else []
+            children = [(child, path) for child in node.value] if isinstance(node, SequenceNode) else []
         for child, where in children:
             total += size(child, where)
             if total > MAX_VALUES:
@@ -80,10 +70,10 @@ def check(root: yaml.Node, name: str) -> None:
     size(root, "")
 
 
-def duplicates(node: yaml.MappingNode, name: str, path: str) -> None:
+def duplicates(node: MappingNode, name: str, path: str) -> None:
     seen: dict[str, int] = {}
     for key, _ in node.value:
-        if not isinstance(key, yaml.ScalarNode):
+        if not isinstance(key, ScalarNode):
             continue
         line = key.start_mark.line + 1
         if key.value in seen:

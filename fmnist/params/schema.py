@@ -2,50 +2,21 @@
 
     python -m fmnist.params.schema     # rewrite params.schema.json and params.yaml's comment block (make schema)
 
-params.yaml's first line points editors with the YAML language server (VS Code's YAML extension,
-among others) at the schema; a test keeps the committed schema and comment block equal to these.
+The schema is pydantic's, of each settings class, put together in params.yaml's shape: a model's
+entry holds its recipe, its evaluation and its architecture's keys side by side. params.yaml's
+first line points editors with the YAML language server (VS Code's YAML extension, among others)
+at it; a test keeps the committed schema and comment block equal to these.
 """
 
 import json
-import math
 from pathlib import Path
 
 from fmnist.core import settings
-from fmnist.core.settings import BOOL, DATA, EVAL, GLOBAL, MODEL, Device, Int, OneOf, Real, Widths
-from fmnist.params.parse import MODEL_NAME
+from fmnist.params.parse import MODEL_NAME, adapter, rules
 
 
-def rule(allowed) -> dict:
-    if isinstance(allowed, Int):
-        return {
-            "type": "integer",
-            "minimum": allowed.low,
-            **({"maximum": allowed.high} if allowed.high < math.inf else {}),
-        }
-    if isinstance(allowed, Real):
-        low = "exclusiveMinimum" if allowed.low_open else "minimum"
-        high = "exclusiveMaximum" if allowed.high_open else "maximum"
-        return {"type": "number", low: allowed.low, high: allowed.high}
-    if allowed == BOOL:
-        return {"type": "boolean"}
-    if isinstance(allowed, OneOf):
-        return {"enum": list(allowed.options)}
-    if isinstance(allowed, Widths):
-        return {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": allowed.most}, "minItems": 1}
-    assert isinstance(allowed, Device)
-    return {"type": "string", "pattern": f"^({allowed.pattern})$"}
-
-
-def described(f, doc: str | None = None) -> dict:
-    out = {"description": doc or f.metadata["doc"], **rule(f.metadata["allowed"])}
-    value = settings.default(f)
-    if value is not settings.REQUIRED:
-        out["default"] = round(value, 6) if isinstance(value, float) else value
-    return out
-
-
-def properties(cls: type, scope: str | None = None) -> dict:
-    return {f.name: described(f) for f in settings.declared(cls, scope)}
+def properties(cls: type, skip: set[str] = frozenset()) -> dict:
+    return {name: rule for name, rule in rules(cls).items() if name not in skip}
 
 
 def arch_options() -> dict:
@@ -53,57 +24,45 @@ def arch_options() -> dict:
     architecture's doc and default in its description: a model's arch is not known here."""
     owners: dict[str, list] = {}
     for arch, cls in settings.ARCH_OPTIONS.items():
-        for f in settings.declared(cls):
-            owners.setdefault(f.name, []).append((arch, f))
+        for name, rule in properties(cls).items():
+            owners.setdefault(name, []).append((arch, rule))
     options = {}
-    for name, [(arch, f), *more] in owners.items():
-        options[name] = described(f, f"{arch} only: {f.metadata['doc']}")
+    for name, [(arch, rule), *more] in owners.items():
+        options[name] = rule | {"description": f"{arch} only: {rule['description']}"}
         if more:
-            del options[name]["default"]
-            options[name]["description"] = "; ".join(
-                f"{arch}: {f.metadata['doc']} (default {shown(settings.default(f))})" for arch, f in [(arch, f), *more]
-            )
+            docs = [f"{arch}: {rule['description']} (default {shown(rule['default'])})" for arch, rule in owners[name]]
+            options[name] = {key: value for key, value in rule.items() if key != "default"} | {
+                "description": "; ".join(docs)
+            }
     return options
 
 
 def model_schema() -> dict:
-    augment = {"type": "object", "additionalProperties": False, "properties": properties(settings.Augment)}
+    own = properties(settings.Recipe, set(settings.GLOBALS))
     overridable = {
-        f.name: described(f, f"this model's {f.name}: {f.metadata['doc']}")
-        for f in settings.declared(settings.Recipe, GLOBAL)
+        name: rule | {"description": f"this model's {name}: {rule['description']}"}
+        for name, rule in properties(settings.Globals).items()
     }
+    augment = adapter(settings.Augment).json_schema()
     return {
         "type": "object",
         "additionalProperties": False,
-        "required": [f.name for f in settings.declared(settings.Recipe) if settings.default(f) is settings.REQUIRED],
-        "properties": {
-            **properties(settings.Recipe, MODEL),
-            **properties(settings.Evaluation, EVAL),
-            **arch_options(),
-            "augment": augment,
-            **overridable,
-        },
+        "required": ["arch", "lr"],
+        "properties": {**own, **properties(settings.Evaluation), **arch_options(), "augment": augment, **overridable},
     }
 
 
 def schema() -> dict:
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "params.yaml of the Fashion-MNIST DVC pipeline",
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["models"],
-        "properties": {
-            **properties(settings.Recipe, GLOBAL),
-            **properties(settings.Data, DATA),
-            "models": {
-                "type": "object",
-                "minProperties": 1,
-                "propertyNames": {"pattern": f"^{MODEL_NAME.pattern}$"},
-                "additionalProperties": model_schema(),
-            },
-        },
+    top = adapter(settings.ParamsFile).json_schema()
+    top["properties"]["models"] |= {
+        "propertyNames": {"pattern": f"^{MODEL_NAME.pattern}$"},
+        "additionalProperties": model_schema(),
     }
+    return (
+        {"$schema": "https://json-schema.org/draft/2020-12/schema"}
+        | top
+        | {"title": "params.yaml of the Fashion-MNIST DVC pipeline"}
+    )
 
 
 def render() -> str:
@@ -116,13 +75,13 @@ def shown(value) -> str:
     return json.dumps(round(value, 4) if isinstance(value, float) else value)
 
 
-def documented(declared: list, indent: str) -> list[str]:
-    lines = []
-    for f in declared:
-        value = settings.default(f)
-        written = "(required)" if value is settings.REQUIRED else shown(value)
-        lines.append(f"#{indent}{f.name}: {written}".ljust(34) + f" {f.metadata['doc']}")
-    return lines
+def documented(rules: dict, indent: str = "   ") -> list[str]:
+    """`#   key: default   doc`, a line for each setting `rules` (a schema's properties) describes."""
+    return [
+        f"#{indent}{name}: {shown(rule['default']) if 'default' in rule else '(required)'}".ljust(34)
+        + f" {rule['description']}"
+        for name, rule in rules.items()
+    ]
 
 
 def comment_block() -> str:
@@ -130,15 +89,14 @@ def comment_block() -> str:
     lines = [
         "# Every setting of the pipeline, with its default (generated from fmnist/core/settings.py: make schema).",
         "# Globals apply to every model, and a model may override any of them under its own key:",
+        *documented(properties(settings.ParamsFile, {"models"})),
+        "# Each model, under models.<name>:",
+        *documented(properties(settings.Recipe, set(settings.GLOBALS)) | properties(settings.Evaluation)),
+        "#   augment:",
+        *documented(properties(settings.Augment), "     "),
     ]
-    lines += documented(settings.declared(settings.Recipe, GLOBAL), "   ")
-    lines += documented(settings.declared(settings.Data, DATA), "   ")
-    lines += ["# Each model, under models.<name>:"]
-    lines += documented(settings.declared(settings.Recipe, MODEL) + settings.declared(settings.Evaluation), "   ")
-    lines += ["#   augment:"] + documented(settings.declared(settings.Augment), "     ")
     for arch, cls in settings.ARCH_OPTIONS.items():
-        if settings.declared(cls):
-            lines += [f"#   {arch} only:"] + documented(settings.declared(cls), "     ")
+        lines += [f"#   {arch} only:", *documented(properties(cls), "     ")] if properties(cls) else []
     return "\n".join(lines) + "\n"
 
 

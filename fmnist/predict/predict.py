@@ -66,16 +66,10 @@ def load(name: str | None) -> Classifier:
     recipe = settings.Recipe.read(recipe_file) if recipe_file.is_file() else None
     evaluation = settings.Evaluation.read(evaluation_file) if evaluation_file.is_file() else settings.Evaluation()
 
-    def setting(key: str):
-        return getattr(recipe, key) if recipe else declared_default(settings.Recipe, key)
-
-    runtime = inference.Runtime.create("auto", setting("precision"), saved["arch"])
-    determinism.make_deterministic(setting("seed"))
-    return Classifier(name, runtime.place(model), runtime, setting("eval_batch_size"), evaluation.tta_views)
-
-
-def declared_default(cls: type, name: str):
-    return next(settings.default(f) for f in settings.declared(cls) if f.name == name)
+    trained = recipe or settings.Globals()  # the declared defaults, for a model without its settings
+    runtime = inference.Runtime.create("auto", trained.precision, saved["arch"])
+    determinism.make_deterministic(trained.seed)
+    return Classifier(name, runtime.place(model), runtime, trained.eval_batch_size, evaluation.tta_views)
 
 
 def missing_model(name: str, path: Path, listed: bool, default: bool) -> str:

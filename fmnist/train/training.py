@@ -250,12 +250,8 @@ class Trainer:
             recalibrate_batch_norm(
                 self.model, self.train.images[:RECALIBRATION_IMAGES], self.runtime, self.recipe.eval_batch_size
             )
-            # No test-time augmentation here: it would multiply the cost of every epoch's check.
-            logits = predict(self.model, self.val.images, self.runtime, self.recipe.eval_batch_size)
-            val_loss, val_accuracy = loss_and_accuracy(logits, self.val.labels)
-            if not math.isfinite(val_loss):
-                raise self.diverged(epoch, f"the validation loss is {val_loss}")
-            if val_accuracy > self.best_accuracy:
+            val_loss, val_accuracy = self.validate(epoch)
+            if val_accuracy > self.best_accuracy or not len(self.val):  # no validation split: the last epoch
                 self.best_accuracy = val_accuracy
                 self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
             lr = self.scheduler.get_last_lr()[0]
@@ -263,6 +259,21 @@ class Trainer:
             self.history.append(log)
             reporter.end_epoch(asdict(log))
             on_epoch(self)
+
+    def validate(self, epoch: int) -> tuple[float, float]:
+        """Loss and accuracy on the validation split (nan for both with val_size: 0)."""
+        if not len(self.val):
+            return math.nan, math.nan
+        # No test-time augmentation here: it would multiply the cost of every epoch's check.
+        logits = predict(self.model, self.val.images, self.runtime, self.recipe.eval_batch_size)
+        val_loss, val_accuracy = loss_and_accuracy(logits, self.val.labels)
+        if not math.isfinite(val_loss):
+            raise self.diverged(epoch, f"the validation loss is {val_loss}")
+        return val_loss, val_accuracy
+
+    def best_epoch(self) -> "EpochLog":
+        """The epoch whose weights were kept: the first best on validation, else the last."""
+        return max(self.history, key=lambda log: log.val_accuracy) if len(self.val) else self.history[-1]
 
     def train_epoch(self, epoch: int, reporter: Reporter) -> tuple[float, float]:
         train, recipe = self.train, self.recipe
