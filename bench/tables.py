@@ -31,15 +31,17 @@ END = "<!-- end generated -->"
 class Seeds:
     """One model's logged test runs over the seeds, per precision, as the tables show them."""
 
-    def __init__(self, raw: dict, logged: list[dict], name: str, overrides: dict | None = None):
-        overrides = overrides or {}
+    def __init__(self, raw: dict, logged: list[dict], name: str, overrides=None, val_size=None, cpu=None):
+        """`val_size`: runs that split the data otherwise (bench.trials --val-size); 0 has no validation.
+        `cpu`: that CPU kind's runs only (else the first logged of any kind)."""
+        overrides, self.validated, only = overrides or {}, val_size != 0, {"cpu": cpu} if cpu else {}
         committed = log.variant(raw, name, overrides)
         self.name, self.views = name, str(committed.evaluation.tta_views)
         recipes = [log.variant(raw, name, overrides | {"seed": seed}).recipe for seed in SEEDS]
         # A seed whose recipe is params.yaml's own is what `dvc repro` trains.
         self.repro = [recipe == committed.recipe for recipe in recipes]
         self.runs = {
-            precision: [log.recorded(logged, log.key(recipe, dtype), test=True) for recipe in recipes]
+            precision: [log.recorded(logged, log.key(recipe, dtype, val_size) | only, test=True) for recipe in recipes]
             for precision, dtype in PRECISIONS.items()
         }
 
@@ -87,41 +89,64 @@ def full(seeds: Seeds) -> str:
     labels = [seeds.label(i, "(params.yaml's seed)") for i in range(len(SEEDS))] + ["mean (worst)"]
     header, columns = ["seed"], []
     for precision in PRECISIONS:
-        header += [f"val, {precision}", f"test, {precision}", f"train s, {precision}"]
-        columns += [
-            seeds.cells(precision, lambda run: run["val"][seeds.views]),
-            seeds.cells(precision, lambda run: run["test"], bold=True),
-            seeds.seconds(precision),
-        ]
+        if seeds.validated:
+            header.append(f"val, {precision}")
+            columns.append(seeds.cells(precision, lambda run: run["val"][seeds.views]))
+        header += [f"test, {precision}", f"train s, {precision}"]
+        columns += [seeds.cells(precision, lambda run: run["test"], bold=True), seeds.seconds(precision)]
     return table(header, labels, columns) + "\n" + seeds.machines() + "\n"
 
 
 def reach(raw: dict) -> str:
     """The README's table of globals: each one's value and the models it reaches in params.yaml."""
     params = parse.parse(raw)
-    names = [f.name for f in settings.declared(settings.Recipe, settings.GLOBAL)]
+    names = settings.GLOBALS
     rows = []
     for name in names:
         reached, own = params.reach(name)
         value = params.globals_[name]
-        shown = str(value).lower() if isinstance(value, bool) else settings.show(value)
+        shown = settings.show(value)
         owned = ", ".join(params.own_value(model, name) for model in own) or "none"
         everyone = len(reached) == len(params.models)
         rows.append([shown, "every model" if everyone else ", ".join(reached) or "none", owned])
     return table(["global", "value", "reaches", "set their own"], [f"`{name}`" for name in names], list(zip(*rows)))
 
 
+def screen(raw: dict, logged: list[dict]) -> str:
+    """docs/results.md's screen toward 95%: each variant's seed-0 validation run, as logged."""
+    header = ["variant (seed 0)", *(f"val, {v} view{'s' * (v > 1)}" for v in (1, 2, 6)), "train s"]
+    rows = []
+    for _, overrides in cnn95_overrides.SCREEN:
+        recipe = log.variant(raw, "cnn", overrides | {"seed": 0}).recipe
+        key = log.key(recipe, PRECISIONS["bf16"]) | {"cpu": cnn95_overrides.SCREEN_CPU}
+        run = log.recorded(logged, key, test=False)
+        rows.append([f"{run['val'][v]:.4f}" for v in "126"] + [f"{run['train_seconds']:.0f}"] if run else [NOT_RUN] * 4)
+    return table(header, [label for label, _ in cnn95_overrides.SCREEN], list(zip(*rows)))
+
+
+def frontier(raw: dict, logged: list[dict]) -> str:
+    """docs/results.md's frontier: test accuracy against training time, over seeds 0-2, in bf16 on SCREEN_CPU."""
+    header = ["recipe", "test, bf16, mean (worst)", "train s, mean"]
+    rows = []
+    for _, overrides, val_size in cnn95_overrides.FRONTIER:
+        seeds = Seeds(raw, logged, "cnn", overrides, val_size, cnn95_overrides.SCREEN_CPU)
+        rows.append([seeds.cells("bf16", lambda run: run["test"])[-1], seeds.seconds("bf16")[-1]])
+    return table(header, [label for label, *_ in cnn95_overrides.FRONTIER], list(zip(*rows)))
+
+
 def regions(raw: dict, logged: list[dict]) -> dict[Path, dict[str, str]]:
     """Each file's generated regions: name -> text."""
     cnn, mlp, resnet = (Seeds(raw, logged, name) for name in ("cnn", "mlp", "resnet18"))
-    cnn95 = Seeds(raw, logged, "cnn", cnn95_overrides.OVERRIDES)
+    cnn95 = Seeds(raw, logged, "cnn", cnn95_overrides.OVERRIDES, cnn95_overrides.VAL_SIZE)
     return {
         Path("README.md"): {"cnn seeds": test_only(cnn), "globals": reach(raw)},
         Path("docs/results.md"): {
             "cnn seeds": full(cnn),
             "mlp seeds": full(mlp),
             "resnet18 seeds": full(resnet),
+            "cnn95 screen": screen(raw, logged),
             "cnn95 seeds": full(cnn95),
+            "cnn95 frontier": frontier(raw, logged),
         },
     }
 
