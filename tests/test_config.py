@@ -44,6 +44,7 @@ def with_change(path: str, value) -> dict:
 
 BAD = [
     ("models.m.arch", "transformer", 'models.m.arch = "transformer": must be one of logreg, mlp, cnn, resnet18'),
+    ("models.m.arch", [1], "models.m.arch = [1]: must be one of logreg, mlp, cnn, resnet18"),
     ("models.m.optimizer", "lion", 'models.m.optimizer = "lion": must be one of sgd, adam, adamw'),
     ("models.m.scheduler", "step", 'models.m.scheduler = "step": must be one of onecycle, cosine, constant'),
     ("device", "tpu", 'device = "tpu": must be auto, cpu, cuda or cuda:N'),

@@ -87,7 +87,8 @@ def parse_model(name: str, entry: Any, globals_: dict[str, Any]) -> ModelSetting
         )
     entry = mapping(where, entry)
     own = names(settings.Recipe) - {"name", "options"}
-    options_class = settings.ARCH_OPTIONS.get(entry.get("arch"), settings.LogregOptions)  # a bad arch: Recipe says
+    arch = entry.get("arch")
+    options_class = settings.ARCH_OPTIONS.get(arch if isinstance(arch, str) else "", settings.LogregOptions)
     augment = check(settings.Augment, entry.get("augment", {}), f"{where}.augment")
     given = {key: value for key, value in entry.items() if key in own} | {"name": name, "augment": augment}
     recipe = check(settings.Recipe, globals_ | given, where)
