@@ -23,7 +23,7 @@ def split(params: settings.Data) -> tuple[dict[str, data.Split], dict]:
     stats = {
         "mean": round(pixels.mean().item(), 6),
         "std": round(pixels.std().item(), 6),
-        "class_counts": {name: data.class_counts(split.labels) for name, split in splits.items()},
+        "class_counts": {name: data.class_counts(part.labels) for name, part in splits.items()},
     }
     return splits, stats
 
