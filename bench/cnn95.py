@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from tools.project import spelled_out
+
 # Keys under models.cnn; docs/results.md says how each was chosen.
 OVERRIDES = {
     "channels": [64, 128, 192],
@@ -51,21 +53,13 @@ FRONTIER = [
 
 def arguments(params: dict) -> list[str]:
     """`-S` arguments for `dvc exp run`: `+` where params.yaml leaves the key to its default."""
-    split = [] if VAL_SIZE is None else ["-S", f"val_size={VAL_SIZE}"]
-    return split + [
+    keys = {"val_size": VAL_SIZE} if VAL_SIZE is not None else {}
+    keys |= {f"models.cnn.{key}": value for key, value in OVERRIDES.items()}
+    return [
         argument
-        for key, value in OVERRIDES.items()
-        for argument in ("-S", f"{'' if written(params, key) else '+'}models.cnn.{key}={json.dumps(value)}")
+        for key, value in keys.items()
+        for argument in ("-S", f"{'' if spelled_out(params, key) else '+'}{key}={json.dumps(value)}")
     ]
-
-
-def written(params: dict, dotted: str) -> bool:
-    node = params["models"]["cnn"]
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
 
 
 def main() -> None:
