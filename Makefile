@@ -13,7 +13,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --editable .   # the `fmnist` command
-	$(BIN)/python -m fmnist.compare.vega   # dvc plots show and diff draw offline
+	$(BIN)/python -m tools.compare.vega   # dvc plots show and diff draw offline
 	touch $@
 
 # Offline, the first run gets Debian's copy of Fashion-MNIST (tools/offline.py says so when it does).
@@ -33,7 +33,7 @@ test-fast: setup
 # retrained here beside its base (like for like) and set against its spread over seeds.
 BASE ?= main
 pr-report: setup
-	python -m fmnist.compare --base $(BASE) --out report
+	python -m tools.compare --base $(BASE) --out report
 
 # The cnn to 95% (bench/cnn95.py, docs/results.md): one DVC experiment that trains the cnn alone
 # with its overrides, on all 60,000 training images; the default pipeline does not train it.

@@ -16,10 +16,10 @@ from fmnist.core import paths
 from tests.synthetic import write_raw
 from tools.project import ROOT, copy_project, set_dotted
 
-# What a test repository takes from this checkout: the pipeline and the code its stages run (the
-# stages import nothing from tools/), and what git and DVC must ignore. Not params.yaml, dvc.lock
+# What a test repository takes from this checkout: the pipeline, the code its stages run, the
+# tools that drive it (the pull-request report), and what git and DVC must ignore. Not params.yaml, dvc.lock
 # or the committed results: a test writes its own params and runs its own pipeline.
-CODE = ("dvc.yaml", "stages", "fmnist", ".dvcignore", ".gitignore")
+CODE = ("dvc.yaml", "stages", "fmnist", "tools", ".dvcignore", ".gitignore")
 
 # Small enough for seconds per model on two CPU cores, large enough to learn something.
 SMALL_PARAMS = {

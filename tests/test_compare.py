@@ -1,4 +1,4 @@
-"""The pull-request report (fmnist.compare): what it retrains, like for like, against seed noise;
+"""The pull-request report (tools.compare): what it retrains, like for like, against seed noise;
 and DVC's plots drawn offline. End to end in the DVC test repository (tests/dvc_repo.py)."""
 
 import json
@@ -8,11 +8,11 @@ import sys
 import pytest
 import yaml
 
-from fmnist.compare import noise, report, vega
 from fmnist.core import paths, settings
 from fmnist.params import parse
 from tests import project
 from tests.dvc_repo import baseline, clean, experiments, ran, repo, reset, set_param  # noqa: F401 (fixtures)
+from tools.compare import noise, report, vega
 from tools.project import ROOT
 
 
@@ -87,7 +87,7 @@ def test_configure_names_the_models_each_global_set_away_from_its_default_reache
 
 
 def compare(repo, *env: str) -> dict:
-    command = ["env", *env, sys.executable, "-m", "fmnist.compare", "--base", "main", "--out", "report"]
+    command = ["env", *env, sys.executable, "-m", "tools.compare", "--base", "main", "--out", "report"]
     project.run(repo, *command)
     return json.loads((repo / "report" / "report.json").read_text()) | {
         "markdown": (repo / "report" / "report.md").read_text()
@@ -134,7 +134,7 @@ def test_a_base_made_on_another_kind_of_machine_is_remade_here(repo):
     commit(repo, "elsewhere", "base figures from another CPU kind")
     set_param(repo, "models.logreg.lr", 0.02)
     project.run(repo, "git", "commit", "-qam", "logreg's lr")
-    project.run(repo, sys.executable, "-m", "fmnist.compare", "--base", "elsewhere", "--out", "report")
+    project.run(repo, sys.executable, "-m", "tools.compare", "--base", "elsewhere", "--out", "report")
     shown = json.loads((repo / "report" / "report.json").read_text())
     (changed,) = shown["changed"]
     assert changed["base_machine"] == changed["new_machine"] == made["machine"]
@@ -157,7 +157,7 @@ def marks(svg: str) -> int:
 
 @pytest.mark.e2e
 def test_dvc_plots_draw_offline(repo):
-    project.run(repo, sys.executable, "-m", "fmnist.compare.vega")
+    project.run(repo, sys.executable, "-m", "tools.compare.vega")
     project.dvc(repo, "plots", "show", "-o", "shown")
     page = (repo / "shown" / "index.html").read_text()
     assert not re.search(r"<script[^>]*src=", page)  # nothing fetched: Vega is inlined
@@ -176,7 +176,7 @@ def test_dvc_plots_draw_offline(repo):
 def test_models_the_base_lacks_are_reported_new(repo):
     """The first commit recorded only the download: every model is new there."""
     first = project.run(repo, "git", "rev-list", "--max-parents=0", "HEAD").stdout.strip()
-    project.run(repo, sys.executable, "-m", "fmnist.compare", "--base", first, "--out", "report")
+    project.run(repo, sys.executable, "-m", "tools.compare", "--base", first, "--out", "report")
     shown = json.loads((repo / "report" / "report.json").read_text())
     assert {model["model"] for model in shown["changed"]} == {"logreg", "mlp_small", "cnn"}
     assert all(model["base"] is None for model in shown["changed"])
@@ -188,6 +188,6 @@ def test_models_the_base_lacks_are_reported_new(repo):
 
 @pytest.mark.e2e
 def test_an_unknown_base_is_one_line(repo):
-    result = project.run(repo, sys.executable, "-m", "fmnist.compare", "--base", "nosuch", check=False)
+    result = project.run(repo, sys.executable, "-m", "tools.compare", "--base", "nosuch", check=False)
     assert result.returncode != 0
     assert result.stderr == "error: nosuch: no such commit here (git fetch it first?)\n"

@@ -50,7 +50,7 @@ STALE_AFTER_AN_EDIT_TO = {
     "fmnist/train/training.py": every("train"),
     "fmnist/model/models.py": every("train", "evaluate"),
     "fmnist/data/splits.py": {"download", "prepare"} | every("train", "evaluate"),
-    "fmnist/compare/runs.py": set(),  # the pull-request report: no stage runs it
+    "tools/compare/runs.py": set(),  # the pull-request report: no stage runs it
 }
 
 

@@ -1,7 +1,7 @@
 """DVC's Vega-Lite plots without the internet: `dvc plots show` loads Vega from a CDN, and offline
 every Vega plot in its page is a blank panel.
 
-    python -m fmnist.compare.vega     (make setup runs it)
+    python -m tools.compare.vega     (make setup runs it)
 
 writes a page template with Vega, Vega-Lite and vega-embed inlined (vl-convert-python's bundle,
 pinned in requirements.txt) and sets `plots.html_template` in .dvc/config.local to it, so `dvc

@@ -4,8 +4,8 @@ changed beside its base and its spread over seeds, then the models the change do
 import json
 from pathlib import Path
 
-from fmnist.compare import runs
-from fmnist.compare.noise import Spread
+from tools.compare import runs
+from tools.compare.noise import Spread
 
 HEADLINE = ("test_accuracy", "test_macro_f1", "test_loss", "best_val_accuracy")
 

@@ -1,7 +1,7 @@
 """The pull-request report: what a change does to each model, measured like for like and set
 against seed noise.
 
-    python -m fmnist.compare --base main [--out report]        (make pr-report BASE=main)
+    python -m tools.compare --base main [--out report]        (make pr-report BASE=main)
 
 Compares the last commit with BASE, each in a scratch worktree (runs.py), this checkout untouched:
 1. DVC says which models the change reaches. A change to the docs, or to code no stage runs,
@@ -17,10 +17,10 @@ the Vega-Lite spec `dvc plots` uses.
 import argparse
 from pathlib import Path
 
-from fmnist.compare import noise, report, runs, vega
 from fmnist.core import cli, curves, files, paths, settings
 from fmnist.core.errors import FmnistError
 from fmnist.model import determinism
+from tools.compare import noise, report, runs, vega
 
 
 def main() -> None:
