@@ -11,6 +11,7 @@ importing torch before any work.
 
 import argparse
 import io
+import math
 import re
 
 import torch
@@ -45,8 +46,9 @@ def main() -> None:
         "test_accuracy": round(metrics.accuracy(counts), 6),
         "test_loss": round(torch.nn.functional.cross_entropy(logits, test.labels).item(), 6),
         "test_macro_f1": round(metrics.macro_f1(counts), 6),
-        "best_val_accuracy": round(saved["best_val_accuracy"], 6),
     }
+    if math.isfinite(saved["best_val_accuracy"]):  # NaN: trained without a validation split (val_size: 0)
+        headline["best_val_accuracy"] = round(saved["best_val_accuracy"], 6)
     files.write_json(paths.test_metrics(name), headline)
     per_class = metrics.per_class_accuracy(counts)
     files.write_json(

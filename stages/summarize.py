@@ -31,7 +31,7 @@ def summarize(names: list[str]) -> None:
             files.write_bytes(copy, result.read_bytes())
 
     rows = leaderboard.rank([{"model": name, **read_json(paths.test_metrics(name))} for name in names])
-    rows = [{key: row[key] for key, _, _ in leaderboard.COLUMNS} for row in rows]
+    rows = [{key: row[key] for key, _, _ in leaderboard.COLUMNS if key in row} for row in rows]
     files.write_json(paths.REPORTS / "leaderboard.json", rows)
     files.write_text(paths.REPORTS / "leaderboard.md", leaderboard.markdown(rows))
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import asdict, replace
@@ -277,3 +278,24 @@ def test_default_model_is_the_leaderboards_best_and_grid_is_drawn(repo, tmp_path
     assert "tiny predictions" in result.stdout and "inverted; 112x112" in result.stdout
     with Image.open(tmp_path / "grid.png") as grid:
         assert grid.format == "PNG" and grid.width > 100
+
+
+@pytest.mark.parametrize(
+    "rows, expected",
+    [
+        ([{"model": "a", "best_val_accuracy": 0.5}, {"model": "b", "best_val_accuracy": 0.9}], "b"),
+        ([{"model": "a", "best_val_accuracy": 0.5}, {"model": "c", "test_accuracy": 0.99}], "a"),
+        ([{"model": "c", "test_accuracy": 0.99}], "without a validation split (val_size: 0)"),
+        ([], "no leaderboard"),
+        ({"model": "a"}, "no leaderboard"),
+    ],
+    ids=["best-on-validation", "unscored-rows-skipped", "val-size-zero", "empty", "not-a-list"],
+)
+def test_the_default_model_is_chosen_on_validation_or_the_reason_given(tmp_path, rows, expected):
+    board = tmp_path / "leaderboard.json"
+    board.write_text(json.dumps(rows))
+    if len(expected) == 1:
+        assert predicting.best_model(board) == expected
+    else:
+        with pytest.raises(predicting.ModelError, match=re.escape(expected)):
+            predicting.best_model(board)

@@ -160,12 +160,16 @@ def test_a_refused_configure_leaves_the_settings_it_wrote_before(repo, stage):
 
 
 def test_val_size_zero_trains_on_every_training_image_and_keeps_the_last_epoch(repo, stage):
-    project.write_params(repo, {**TINY, "val_size": 0})
-    for command in (["configure"], ["prepare"], ["train", "lin"], ["evaluate", "lin"]):
+    project.write_params(repo, {**TINY, "val_size": 0, "models": {"lin": TINY["models"]["lin"]}})
+    for command in (["configure"], ["prepare"], ["train", "lin"], ["evaluate", "lin"], ["summarize"]):
         assert stage(*command).returncode == 0, command
     counts = json.loads((repo / paths.STATS).read_text())["class_counts"]
     assert sum(counts["val"].values()) == 0 and sum(counts["train"].values()) == 600
     assert checkpoint.load(repo / paths.model("lin"))[1]["best_epoch"] == TINY["epochs"]
+    # No validation accuracy to report: left out, not NaN (which is not JSON, and no number to diff).
+    headline = json.loads((repo / paths.test_metrics("lin")).read_text(), parse_constant=pytest.fail)
+    assert "best_val_accuracy" not in headline and "test_accuracy" in headline
+    assert "No validation split" in (repo / paths.model_card("lin")).read_text()
 
 
 def test_val_size_larger_than_data_is_refused(repo, stage):
@@ -191,6 +195,12 @@ def test_machine_refusals_name_the_key_and_the_model(repo, stage, where, key, va
     assert stage("configure").returncode == 0  # the spec is valid anywhere; only this machine lacks it
     for name in ("train", "evaluate"):
         assert_one_line_error(stage(name, "lin"), message)
+
+
+def test_summarize_loads_without_torch(repo):
+    """It runs after every evaluation: torch's import would be most of its time."""
+    result = project.run(repo, sys.executable, "-c", "import sys, stages.summarize; print('torch' in sys.modules)")
+    assert result.stdout.strip() == "False"
 
 
 def test_configure_starts_without_torch(repo):

@@ -1,6 +1,7 @@
 """Repeatable runs and their record: seeds and deterministic kernels, the operations that had none,
 and the kind of machine that made a result (a rerun on the same kind gives the same bytes)."""
 
+import os
 import random
 import warnings
 from collections.abc import Iterator
@@ -72,12 +73,15 @@ def promise(device: torch.device, ops: list[str]) -> str:
 
 def cpu_kind() -> str:
     """PyTorch's CPU kernel level, then the CPU's bf16 instructions: "AVX512 amx_bf16 avx512_bf16" on
-    an Intel Xeon with AMX, "AVX2 amx_bf16 avx512_bf16" there under ATEN_CPU_CAPABILITY=avx2."""
+    an Intel Xeon with AMX, "AVX2 amx_bf16 avx512_bf16" there under ATEN_CPU_CAPABILITY=avx2, and
+    oneDNN's cap where one is set ("... onednn=AVX512_CORE_BF16": AVX-512 BF16 without AMX)."""
     try:
         flags = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:
         flags = set()
-    return " ".join([torch.backends.cpu.get_cpu_capability(), *sorted({"amx_bf16", "avx512_bf16"} & flags)])
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    capped = [f"onednn={cap}"] if cap and cap != "ALL" else []
+    return " ".join([torch.backends.cpu.get_cpu_capability(), *sorted({"amx_bf16", "avx512_bf16"} & flags), *capped])
 
 
 def machine(device: torch.device, dtype: torch.dtype) -> str:

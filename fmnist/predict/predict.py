@@ -44,11 +44,16 @@ def best_model(leaderboard: Path = LEADERBOARD) -> str:
     choosing by test accuracy would make the test set part of the model selection."""
     try:
         rows = json.loads(leaderboard.read_text())
-        return max(rows, key=lambda row: row["best_val_accuracy"])["model"]
-    except (OSError, ValueError, LookupError, TypeError):
+    except (OSError, ValueError):
+        rows = None
+    if not isinstance(rows, list) or not rows or not all(isinstance(row, dict) and "model" in row for row in rows):
         raise ModelError(
             f"{leaderboard}: no leaderboard to pick the best model from; name one with --model NAME (or run: dvc repro)"
-        ) from None
+        )
+    scored = [row for row in rows if isinstance(row.get("best_val_accuracy"), float)]
+    if not scored:
+        raise ModelError(f"{leaderboard}: trained without a validation split (val_size: 0); name one with --model NAME")
+    return max(scored, key=lambda row: row["best_val_accuracy"])["model"]
 
 
 def load(name: str | None) -> Classifier:

@@ -52,8 +52,7 @@ def card(
         "",
         "## Results",
         f"Test accuracy **{metrics['test_accuracy']:.4f}**, macro-F1 {metrics['test_macro_f1']:.4f}, test loss "
-        f"{metrics['test_loss']:.4f}. Validation accuracy {metrics['best_val_accuracy']:.4f} "
-        f"(epoch {metrics['best_epoch']}, one view).",
+        f"{metrics['test_loss']:.4f}. {validation(metrics)}",
         "",
         "| class | test accuracy |",
         "|---|---|",
@@ -71,6 +70,12 @@ def card(
         "(collars, buttons, sleeves) that 28 x 28 pixels barely hold, so most errors fall among them.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def validation(metrics: dict) -> str:
+    if "best_val_accuracy" not in metrics:
+        return f"No validation split (val_size: 0): the last epoch's weights (epoch {metrics['best_epoch']})."
+    return f"Validation accuracy {metrics['best_val_accuracy']:.4f} (epoch {metrics['best_epoch']}, one view)."
 
 
 def per_class(metrics: dict, stats: dict) -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@ def rank(rows: list[dict]) -> list[dict]:
 
 
 def cells(row: dict) -> list[str]:
-    return [form.format(row[key]) for key, _, form in COLUMNS]
+    return [form.format(row[key]) if key in row else "-" for key, _, form in COLUMNS]
 
 
 def markdown(rows: list[dict]) -> str:

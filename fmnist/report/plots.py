@@ -1,19 +1,22 @@
 """Matplotlib pictures people can look at: confusion matrix, prediction grid, training curves."""
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display needed; set before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
 from fmnist.core import files  # noqa: E402
+
+if TYPE_CHECKING:  # summarize draws without torch: importing it would cost every run seconds
+    import torch
 
 plt.rcParams["svg.hashsalt"] = "fmnist"  # fixed, so reruns render identically
 
 
-def confusion_matrix(counts: torch.Tensor, classes: tuple[str, ...], title: str, path: Path) -> None:
+def confusion_matrix(counts: "torch.Tensor", classes: tuple[str, ...], title: str, path: Path) -> None:
     figure, ax = plt.subplots(figsize=(8, 7))
     ax.imshow(counts.numpy(), cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
@@ -32,9 +35,9 @@ def confusion_matrix(counts: torch.Tensor, classes: tuple[str, ...], title: str,
 
 
 def prediction_grid(
-    images: torch.Tensor,
-    actual: torch.Tensor,
-    predicted: torch.Tensor,
+    images: "torch.Tensor",
+    actual: "torch.Tensor",
+    predicted: "torch.Tensor",
     classes: tuple[str, ...],
     title: str,
     path: Path,
@@ -86,7 +89,7 @@ def curves(histories: dict[str, list[dict]], keys: tuple[str, str], ylabel: str,
     plt.close(figure)
 
 
-def picture_grid(pictures: list[tuple[torch.Tensor, str]], title: str, path: Path, columns: int = 8) -> None:
+def picture_grid(pictures: list[tuple["torch.Tensor", str]], title: str, path: Path, columns: int = 8) -> None:
     """uint8 28 x 28 pictures, light on black as a model sees them, each under its title."""
     columns = min(columns, len(pictures))
     rows = (len(pictures) + columns - 1) // columns

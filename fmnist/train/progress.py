@@ -53,9 +53,12 @@ class Reporter:
             self.bars.update(self.batch_task, completed=batches, status=status)
 
     def end_epoch(self, summary: dict) -> None:
-        line = "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items())
+        shown = {k: v for k, v in summary.items() if v == v}  # NaN: no validation split (val_size: 0)
+        line = "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
         if self.bars:
-            self.bars.update(self.epoch_task, advance=1, status=f"val acc {summary['val_accuracy']:.4f}")
+            accuracy = "val acc" if "val_accuracy" in shown else "train acc"
+            score = shown.get("val_accuracy", summary["train_accuracy"])
+            self.bars.update(self.epoch_task, advance=1, status=f"{accuracy} {score:.4f}")
             self.bars.console.print(f"{self.title}: {line}")
         else:
             print(f"{self.title}: {line}", file=sys.stderr, flush=True)
