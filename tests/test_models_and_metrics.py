@@ -85,6 +85,17 @@ def test_resnet_skips_the_taps_that_read_only_padding_on_its_last_maps():
         ("logreg", {}),
         ("mlp", {"hidden": [32, 16], "dropout": 0.1}),
         ("cnn", {"channels": [8, 16], "whiten": True, "dirac": True, "bn_scale": False, "logit_scale": 1.0}),
+        (
+            "cnn",
+            {
+                "channels": [8, 16],
+                "whiten": True,
+                "dirac": True,
+                "bn_scale": False,
+                "logit_scale": 1.0,
+                "residual": True,
+            },
+        ),
         ("resnet18", {"downsample": 4, "whiten": True}),
     ],
 )
@@ -103,7 +114,14 @@ def learnable(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return to_float(images.unsqueeze(1)), labels.long()
 
 
-@pytest.mark.parametrize("arch, options", [("logreg", {}), ("mlp", {"hidden": [32]}), ("cnn", {"channels": [8, 16]})])
+@pytest.mark.parametrize(
+    "arch, options",
+    [
+        ("logreg", {}),
+        ("mlp", {"hidden": [32]}),
+        ("cnn", {"channels": [8, 16]}),
+    ],
+)
 def test_a_few_optimizer_steps_learn_classes_drawn_in_the_pixels(arch, options):
     x, y = learnable(200, seed=1)
     unseen_x, unseen_y = learnable(200, seed=2)
@@ -255,3 +273,13 @@ def test_a_bare_state_dict_is_not_a_checkpoint(tmp_path):
     torch.save(models.build("logreg", {}).state_dict(), tmp_path / "m.pt")
     with pytest.raises(DataError, match=rf"^{tmp_path / 'm.pt'}: not a checkpoint this code can load \('arch'\)$"):
         checkpoint.load(tmp_path / "m.pt")
+
+
+def test_a_residual_group_adds_a_third_conv_whose_branch_joins_the_first_convs_output():
+    options = {"channels": [8], "whiten": True, "dirac": False, "bn_scale": False, "logit_scale": 1.0}
+    plain, residual = (models.cnn(**options, residual=flag) for flag in (False, True))
+    convs = [sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) for net in (plain, residual)]
+    assert convs[1] == convs[0] + 1
+    branch = next(m for m in residual.modules() if isinstance(m, models.Residual))
+    x = torch.randn(2, 8, 13, 13)
+    assert torch.equal(branch(x), x + torch.nn.Sequential(*branch)(x))

@@ -71,6 +71,7 @@ class CnnOptions:
     dirac: setting(bool, "every 3x3 conv starts as the identity on its first input-width filters") = True
     bn_scale: setting(bool, "batch norm's scale trains (false: frozen at 1)") = False
     logit_scale: setting(float, "logits are multiplied by it", gt=0, le=100) = 1 / 9
+    residual: setting(bool, "airbench96's group: a third conv, and the last two added to the first's output") = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -86,17 +86,23 @@ def conv(inputs: int, outputs: int, dirac: bool) -> nn.Conv2d:
     return layer
 
 
-def conv_group(inputs: int, outputs: int, dirac: bool, bn_scale: bool) -> list[nn.Module]:
-    """conv -> max-pool -> BN -> GELU -> conv -> BN -> GELU; pooling first leaves BN a quarter of the pixels."""
-    return [
-        conv(inputs, outputs, dirac),
-        nn.MaxPool2d(2),
-        BatchNorm(outputs, bn_scale),
-        nn.GELU(),
-        conv(outputs, outputs, dirac),
-        BatchNorm(outputs, bn_scale),
-        nn.GELU(),
-    ]
+class Residual(nn.Sequential):
+    """x + the layers applied to x."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + super().forward(x)
+
+
+def conv_group(inputs: int, outputs: int, dirac: bool, bn_scale: bool, residual: bool) -> list[nn.Module]:
+    """conv -> max-pool -> BN -> GELU -> conv -> BN -> GELU; pooling first leaves BN a quarter of the pixels.
+
+    With `residual`, airbench96's group: a third conv -> BN -> GELU after the second, and the two
+    added to what the first gave, so the group is deeper without being harder to train.
+    """
+    first = [conv(inputs, outputs, dirac), nn.MaxPool2d(2), BatchNorm(outputs, bn_scale), nn.GELU()]
+    depth = 2 if residual else 1
+    rest = [m for _ in range(depth) for m in (conv(outputs, outputs, dirac), BatchNorm(outputs, bn_scale), nn.GELU())]
+    return first + ([Residual(*rest)] if residual else rest)
 
 
 class GlobalMaxPool(nn.Module):
@@ -120,7 +126,9 @@ class Scale(nn.Module):
         return x * self.factor
 
 
-def cnn(channels: list[int], whiten: bool, dirac: bool, bn_scale: bool, logit_scale: float) -> nn.Module:
+def cnn(
+    channels: list[int], whiten: bool, dirac: bool, bn_scale: bool, logit_scale: float, residual: bool = False
+) -> nn.Module:
     """airbench94's net for 28 x 28 greyscale: a whitening stem, one conv group per width
     (27 -> 13 -> 6 -> 3 pixels), global max-pool, a bias-free linear head with scaled logits.
 
@@ -130,7 +138,7 @@ def cnn(channels: list[int], whiten: bool, dirac: bool, bn_scale: bool, logit_sc
     stem: list[nn.Module] = [Whiten()] if whiten else [nn.Conv2d(1, width, 2, bias=False), BatchNorm(width, bn_scale)]
     layers = [*stem, nn.GELU()]
     for size in channels:
-        layers += conv_group(width, size, dirac, bn_scale)
+        layers += conv_group(width, size, dirac, bn_scale, residual)
         width = size
     head = [GlobalMaxPool(), nn.Linear(width, NUM_CLASSES, bias=False), Scale(logit_scale)]
     return nn.Sequential(*layers, *head)
