@@ -21,7 +21,8 @@ repro: setup
 	python -m tools.offline
 	dvc repro
 
-# Two workers, a test file each at a time: the DVC tests share one module-scoped repository.
+# Two workers, a test file each at a time (the longest first: tests/conftest.py): the DVC tests
+# share one module-scoped repository.
 test: setup
 	python -m pytest -q -n 2 --dist loadfile
 

@@ -84,7 +84,17 @@ def test_resnet_skips_the_taps_that_read_only_padding_on_its_last_maps():
     [
         ("logreg", {}),
         ("mlp", {"hidden": [32, 16], "dropout": 0.1}),
-        ("cnn", {"channels": [8, 16], "whiten": True, "dirac": True, "bn_scale": False, "logit_scale": 1.0}),
+        (
+            "cnn",
+            {
+                "channels": [8, 16],
+                "whiten": True,
+                "dirac": True,
+                "bn_scale": False,
+                "logit_scale": 1.0,
+                "residual": False,
+            },
+        ),
         (
             "cnn",
             {

@@ -70,16 +70,7 @@ def test_pipeline_runs_without_dvc_and_reruns_identically(repo):
         if name != "download":  # the synthetic raw files are there already
             project.run(repo, sys.executable, *argv[1:])
     first = digests(repo / paths.PREPARED)
-    outputs = {
-        p: digest(repo / p)
-        for p in [
-            paths.model("lin"),
-            paths.model("conv"),
-            paths.test_metrics("lin"),
-            paths.test_metrics("conv"),
-            paths.confusion("conv"),
-        ]
-    }
+    outputs = {p: digest(repo / p) for p in [paths.model("conv"), paths.test_metrics("conv"), paths.confusion("conv")]}
     assert digest(repo / "metrics" / "conv.json") == outputs[paths.test_metrics("conv")]  # published as is
     metrics = json.loads((repo / "metrics" / "conv.json").read_text())
     assert all(isinstance(value, (int, float)) for value in metrics.values()), metrics
@@ -98,11 +89,12 @@ def test_pipeline_runs_without_dvc_and_reruns_identically(repo):
     curves = (repo / "plots" / "curves" / "conv.csv").read_text().splitlines()
     assert curves[0] == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr" and len(curves) == 4  # no wall time
 
+    # Rerun: the same bytes. The conv alone (augmentation, lookahead, test-time views): the linear
+    # model has no source of variation the conv lacks.
     project.stage(repo, "prepare")
     assert digests(repo / paths.PREPARED) == first
-    for name in TINY["models"]:
-        project.stage(repo, "train", name)
-        project.stage(repo, "evaluate", name)
+    project.stage(repo, "train", "conv")
+    project.stage(repo, "evaluate", "conv")
     assert {p: digest(repo / p) for p in outputs} == outputs
 
 

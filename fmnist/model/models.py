@@ -127,7 +127,7 @@ class Scale(nn.Module):
 
 
 def cnn(
-    channels: list[int], whiten: bool, dirac: bool, bn_scale: bool, logit_scale: float, residual: bool = False
+    channels: list[int], whiten: bool, dirac: bool, bn_scale: bool, logit_scale: float, residual: bool
 ) -> nn.Module:
     """airbench94's net for 28 x 28 greyscale: a whitening stem, one conv group per width
     (27 -> 13 -> 6 -> 3 pixels), global max-pool, a bias-free linear head with scaled logits.
