@@ -79,33 +79,16 @@ def test_resnet_skips_the_taps_that_read_only_padding_on_its_last_maps():
     assert models.size(model)["multiply_adds"] < 0.8 * models.size(reference)["multiply_adds"]
 
 
+CNN_OPTIONS = {"channels": [8, 16], "whiten": True, "dirac": True, "bn_scale": False, "logit_scale": 1.0}
+
+
 @pytest.mark.parametrize(
     "arch, options",
     [
         ("logreg", {}),
         ("mlp", {"hidden": [32, 16], "dropout": 0.1}),
-        (
-            "cnn",
-            {
-                "channels": [8, 16],
-                "whiten": True,
-                "dirac": True,
-                "bn_scale": False,
-                "logit_scale": 1.0,
-                "residual": False,
-            },
-        ),
-        (
-            "cnn",
-            {
-                "channels": [8, 16],
-                "whiten": True,
-                "dirac": True,
-                "bn_scale": False,
-                "logit_scale": 1.0,
-                "residual": True,
-            },
-        ),
+        ("cnn", CNN_OPTIONS | {"residual": False}),
+        ("cnn", CNN_OPTIONS | {"residual": True}),
         ("resnet18", {"downsample": 4, "whiten": True}),
     ],
 )
@@ -286,7 +269,7 @@ def test_a_bare_state_dict_is_not_a_checkpoint(tmp_path):
 
 
 def test_a_residual_group_adds_a_third_conv_whose_branch_joins_the_first_convs_output():
-    options = {"channels": [8], "whiten": True, "dirac": False, "bn_scale": False, "logit_scale": 1.0}
+    options = CNN_OPTIONS | {"channels": [8], "dirac": False}
     plain, residual = (models.cnn(**options, residual=flag) for flag in (False, True))
     convs = [sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) for net in (plain, residual)]
     assert convs[1] == convs[0] + 1
